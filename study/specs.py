@@ -1,0 +1,291 @@
+"""Frozen, validated specs for every unit of work, and their content-hash ids.
+
+A trial is fully described by a `TrialSpec`: the dense training it descends from, the pruning
+plan of its ticket (IMP chain), its round and its arm. The id of a spec is the hash of its
+canonical JSON *without fields left at their defaults* (open_lth's trick): adding a field with a
+no-op default later keeps every old id valid. `tests/test_specs.py` pins a few ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ARMS = (
+    "dense", "lottery", "reinit", "scratch_b", "finetune",
+    "sign_constant", "random_prune", "small_dense", "supermask",
+)
+UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random")
+STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random")
+Stage = Literal["dense", "imp", "arm"]
+
+
+class Spec(BaseModel):
+    """Base: immutable, unknown fields refused, canonical JSON and id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def canonical(self) -> dict[str, Any]:
+        """The fields that differ from their defaults, as plain JSON types."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def _one_of(field: str, value: object, known: tuple[str, ...] | list[str]) -> None:
+    if value not in known:
+        raise ValueError(f"{field}: unknown value {value!r}; allowed: {', '.join(sorted(known))}")
+
+
+class DataSpec(Spec):
+    """Which dataset, how it is split, and whether training batches are augmented."""
+
+    name: str = "mnist1d"
+    """Registry name: mnist1d, digits, mnist, fashion_mnist, cifar10."""
+    n_samples: int | None = Field(default=None, gt=0)
+    """mnist1d only: total generated samples (80% train, 20% test); None = the standard 5000."""
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """Fraction of the training set carved out (seeded) for validation."""
+    split_seed: int = 0
+    augment: bool = False
+    """CIFAR's random crop + flip, applied on the device to whole batches."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from study.data.registry import DATASETS
+
+        _one_of("data.name", name, list(DATASETS))
+        return name
+
+    def info(self):  # -> DatasetInfo (lazy import keeps specs free of torch at import time)
+        from study.data.registry import dataset_info
+
+        return dataset_info(self.name, n_samples=self.n_samples)
+
+    def train_size(self) -> int:
+        return self.info().train_size - int(self.info().train_size * self.val_fraction)
+
+
+class ModelSpec(Spec):
+    """Architecture family, its width multiplier (the scaling axis) and MLP hidden sizes."""
+
+    name: str = "mlp"
+    width: float = Field(default=1.0, gt=0.0, le=64.0)
+    """Multiplies every hidden width (neurons, channels) of the family's base architecture."""
+    hidden: tuple[int, ...] | None = None
+    """MLP only: hidden layer sizes at width 1 (default 300, 100 = LeNet-300-100)."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from study.models.registry import MODELS
+
+        _one_of("model.name", name, list(MODELS))
+        return name
+
+    @model_validator(mode="after")
+    def _hidden_only_for_mlp(self) -> ModelSpec:
+        if self.hidden is not None:
+            if self.name != "mlp":
+                raise ValueError(f"model.hidden: only the mlp takes hidden sizes, not {self.name!r}")
+            if not self.hidden or min(self.hidden) < 1:
+                raise ValueError(f"model.hidden: sizes must be positive integers, got {self.hidden}")
+        return self
+
+
+class TrainSpec(Spec):
+    """Optimiser, schedule and budget: one loop serves every arm."""
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.1, gt=0.0, le=10.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """SGD only."""
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    schedule: Literal["constant", "step", "cosine"] = "constant"
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    """Step schedule: fractions of training at which the lr is multiplied by gamma."""
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear warmup from 0 to lr over this many steps (Frankle et al.'s fix for deep nets)."""
+    batch_size: int = Field(default=60, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    epochs: float | None = Field(default=None, gt=0)
+    """Budget: exactly one of steps or epochs (an epoch = one pass over the training split)."""
+    eval_every: int = Field(default=100, ge=1)
+    bn_l1: float = Field(default=0.0, ge=0.0)
+    """Network Slimming: L1 penalty on BatchNorm scales during training (needs a BN model)."""
+
+    @model_validator(mode="after")
+    def _budget_and_milestones(self) -> TrainSpec:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("train: give exactly one of steps or epochs as the budget")
+        if any(not 0.0 < m < 1.0 for m in self.milestones) or list(self.milestones) != sorted(
+            self.milestones
+        ):
+            raise ValueError(
+                f"train.milestones: {list(self.milestones)} must be increasing fractions in (0, 1)"
+            )
+        if self.optimizer == "adam" and self.nesterov:
+            raise ValueError("train.nesterov: only for optimizer 'sgd', not 'adam'")
+        return self
+
+    def total_steps(self, train_size: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * train_size / self.batch_size))
+
+
+class DenseSpec(Spec):
+    """The dense net trained from θ0: shared by every ticket, granularity and arm of a seed."""
+
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _bn_l1_needs_bn(self) -> DenseSpec:
+        from study.models.registry import has_batchnorm
+
+        if self.train.bn_l1 > 0 and not has_batchnorm(self.model.name):
+            raise ValueError(
+                f"train.bn_l1: Network Slimming's penalty needs BatchNorm; {self.model.name!r} has "
+                "none (use vgg* or resnet*)"
+            )
+        return self
+
+    def total_steps(self) -> int:
+        return self.train.total_steps(self.data.train_size())
+
+
+class PruneSpec(Spec):
+    """How masks are derived round after round: granularity, scope, criterion, rates, rewind."""
+
+    granularity: Literal["unstructured", "structured"] = "unstructured"
+    scope: Literal["layerwise", "global"] = "layerwise"
+    criterion: str = "magnitude"
+    rate: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """Fraction of the remaining weights (or units) pruned per round, for fully connected layers."""
+    conv_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Per-round rate for conv layers (LTH Conv nets: 0.1-0.15); None = rate."""
+    output_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Override for the output layer (LTH: half the rate); None = pruned like the others."""
+    rounds: int = Field(default=5, ge=1, le=60)
+    schedule: Literal["iterative", "oneshot"] = "iterative"
+    """iterative: round r prunes its predecessor's trained net; oneshot: round r prunes the dense
+    net directly to round r's sparsity (same sparsity levels, no retraining in between)."""
+    rewind_step: int = Field(default=0, ge=0)
+    """Survivors return to θk (k = this step of dense training); 0 = θ0 as in LTH."""
+
+    @model_validator(mode="after")
+    def _criterion_fits_granularity(self) -> PruneSpec:
+        allowed = UNSTRUCTURED_CRITERIA if self.granularity == "unstructured" else STRUCTURED_CRITERIA
+        if self.criterion not in allowed:
+            raise ValueError(
+                f"prune.criterion: {self.criterion!r} does not work with {self.granularity} "
+                f"granularity; allowed: {', '.join(allowed)}"
+            )
+        if self.granularity == "structured" and self.output_rate is not None:
+            raise ValueError("prune.output_rate: structured pruning never removes output classes")
+        return self
+
+    def rate_for(self, kind: str) -> float:
+        """The per-round rate of a layer kind: 'linear', 'conv' or 'output'."""
+        if kind == "output" and self.output_rate is not None:
+            return self.output_rate
+        if kind == "conv" and self.conv_rate is not None:
+            return self.conv_rate
+        return self.rate
+
+
+class ArmOptions(Spec):
+    """Arm settings that only some arms read (defaults follow the papers)."""
+
+    scratch_b_cap: float = Field(default=2.0, ge=1.0)
+    """Scratch-B trains dense_steps x FLOPs(dense)/FLOPs(pruned), at most this many times longer."""
+    finetune_fraction: float = Field(default=0.25, gt=0.0, le=1.0)
+    """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs)."""
+    finetune_lr: float | None = Field(default=None, gt=0.0)
+    """None = the dense lr times 0.01 (Rethinking: 1e-3 after 0.1)."""
+
+
+class TrialSpec(Spec):
+    """One unit of work. Its upstream specs are part of it, so its id names its whole lineage."""
+
+    stage: Stage
+    arm: str
+    round: int = Field(default=0, ge=0)
+    dense: DenseSpec
+    prune: PruneSpec | None = None
+    options: ArmOptions = ArmOptions()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrialSpec:
+        _one_of("arm", self.arm, ARMS)
+        if self.stage == "dense":
+            if self.arm != "dense" or self.round != 0 or self.prune is not None:
+                raise ValueError("stage 'dense' is the dense arm at round 0 with no pruning plan")
+            return self
+        if self.prune is None:
+            raise ValueError(f"stage {self.stage!r}: a pruning plan (prune) is required")
+        if not 1 <= self.round <= self.prune.rounds:
+            raise ValueError(f"round: {self.round} outside 1..{self.prune.rounds} (prune.rounds)")
+        if self.stage == "imp" and self.arm != "lottery":
+            raise ValueError("stage 'imp' is the lottery arm of an IMP round")
+        if self.stage == "arm" and self.arm in ("dense", "lottery"):
+            raise ValueError(f"arm {self.arm!r} belongs to stage 'dense'/'imp', not 'arm'")
+        if self.prune.criterion == "bn_scale":
+            from study.models.registry import has_batchnorm
+
+            if not has_batchnorm(self.dense.model.name):
+                raise ValueError(
+                    f"prune.criterion: bn_scale ranks BatchNorm scales; {self.dense.model.name!r} "
+                    "has no BatchNorm (use l1_filter, or vgg*/resnet*)"
+                )
+        total = self.dense.total_steps()
+        if self.prune.rewind_step >= total:
+            raise ValueError(
+                f"prune.rewind_step: {self.prune.rewind_step} is past the end of training "
+                f"({total} steps); use a step in 0..{total - 1}"
+            )
+        return self
+
+    @property
+    def ticket(self) -> str:
+        """The id of the IMP chain (dense + pruning plan) this trial belongs to."""
+        if self.prune is None:
+            return self.id
+        return TicketSpec(dense=self.dense, prune=self.prune).id
+
+    def parents(self) -> list[TrialSpec]:
+        """The trials whose artifacts this one reads directly (dense first)."""
+        if self.stage == "dense":
+            return []
+        dense = TrialSpec(stage="dense", arm="dense", dense=self.dense)
+        if self.stage == "arm":
+            source_round = self.round
+        elif self.prune.schedule == "iterative" and self.round > 1:
+            source_round = self.round - 1
+        else:
+            return [dense]  # round 1, or a one-shot round: pruned straight from the dense net
+        imp = TrialSpec(stage="imp", arm="lottery", round=source_round, dense=self.dense,
+                        prune=self.prune)
+        return [dense, imp]
+
+
+class TicketSpec(Spec):
+    """Identity of an IMP chain: its dense net and its pruning plan."""
+
+    dense: DenseSpec
+    prune: PruneSpec
