@@ -1,0 +1,142 @@
+"""What a trial can know and fetch: its data, the big net's template, θ0, θk, its round's mask.
+
+Everything upstream comes through `fetch(parent spec, artifact name)`, which reads the tracking
+store (checksum verified), so a trial runs the same in `study run`, on a Ray worker, or on
+another node. Properties are computed on first use: an arm pays only for what it reads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cached_property
+
+import torch
+
+from study.data import Splits, load_data
+from study.models import MODELS, PrunableNet, build_model, count
+from study.models.base import seeded
+from study.pruning import Masks, initial_mask, prune_units, prune_weights
+from study.specs import TrialSpec
+from study.train import train
+
+Fetch = Callable[[TrialSpec, str], dict[str, torch.Tensor]]
+
+
+class TrialContext:
+    def __init__(self, spec: TrialSpec, fetch: Fetch, device: str | torch.device = "cpu") -> None:
+        self.spec, self.fetch, self.device = spec, fetch, torch.device(device)
+        self.structured = spec.prune is not None and spec.prune.granularity == "structured"
+
+    @cached_property
+    def data(self) -> Splits:
+        d = self.spec.dense.data
+        return load_data(d.name, device=self.device, val_fraction=d.val_fraction,
+                         split_seed=d.split_seed, n_samples=d.n_samples, augment=d.augment,
+                         data_dir=os.environ.get("STUDY_DATA_DIR"))
+
+    @cached_property
+    def total_steps(self) -> int:
+        return self.spec.dense.total_steps()
+
+    def _build(self, seed: int, width_factor: float = 1.0) -> PrunableNet:
+        m, info = self.spec.dense.model, self.spec.dense.data.info()
+        return build_model(m.name, info.input_shape, info.num_classes,
+                           width=m.width * width_factor, hidden=m.hidden, seed=seed)
+
+    @cached_property
+    def big_template(self) -> PrunableNet:
+        return self._build(self.spec.dense.seed)
+
+    @cached_property
+    def dense_counts(self):
+        return count(self.big_template)
+
+    def theta0_model(self) -> PrunableNet:
+        return self._build(self.spec.dense.seed).to(self.device)
+
+    def fresh_big(self, seed: int) -> PrunableNet:
+        return self._build(seed).to(self.device)
+
+    def big(self, state: dict[str, torch.Tensor]) -> PrunableNet:
+        model = self.big_template.rebuild(self.big_template.widths)
+        model.load_state_dict(state)
+        return model.to(self.device)
+
+    def small(self, mask: Masks, state: dict[str, torch.Tensor]) -> PrunableNet:
+        """A structured round's trained net, rebuilt from its unit mask and weights."""
+        model = self.big_template.rebuild([int(mask[g.name].sum())
+                                           for g in self.big_template.unit_groups()])
+        model.load_state_dict(state)
+        return model.to(self.device)
+
+    def rebuild_small(self, mask: Masks, seed: int) -> PrunableNet:
+        widths = [int(mask[g.name].sum()) for g in self.big_template.unit_groups()]
+        return seeded(lambda: self.big_template.rebuild(widths), seed).to(self.device)
+
+    # -- upstream artifacts ------------------------------------------------------------------
+    def _parent(self, stage: str) -> TrialSpec:
+        return next(p for p in self.spec.parents() if p.stage == stage)
+
+    def fetch_dense(self, name: str) -> dict[str, torch.Tensor]:
+        return self.fetch(self._parent("dense"), name)
+
+    def fetch_imp(self, name: str) -> dict[str, torch.Tensor]:
+        return self.fetch(self._parent("imp"), name)
+
+    @cached_property
+    def mask(self) -> Masks:
+        return self.fetch_imp("mask.pt")
+
+    @cached_property
+    def rewind(self) -> dict[str, torch.Tensor]:
+        """θk: the big net's weights at the rewind step (θ0 when it is 0)."""
+        if self.spec.stage == "arm" or any(p.stage == "imp" for p in self.spec.parents()):
+            return self.fetch_imp("init.pt")
+        theta0, k = self.fetch_dense("init.pt"), self.spec.prune.rewind_step
+        if k == 0:
+            return theta0
+        # Replay the dense run to step k: batches and lr are functions of the step, so this is
+        # exactly the dense run's θk (no need to keep every dense step's weights).
+        model = self.big(theta0)
+        train(model, self.data, self.spec.dense.train, seed=self.spec.dense.seed,
+              total_steps=self.total_steps, stop_step=k)
+        return {n: t.detach().clone() for n, t in model.state_dict().items()}
+
+    def prune_round(self) -> tuple[Masks, dict[str, Masks]]:
+        """IMP round r's mask (and, unstructured, Zhou's supermask from the same source)."""
+        plan, r, seed = self.spec.prune, self.spec.round, self.spec.dense.seed
+        gen = torch.Generator().manual_seed(seed * 1009 + r)
+        imp = [p for p in self.spec.parents() if p.stage == "imp"]
+        if imp:  # iterative: prune the previous round's trained ticket
+            previous = self.fetch(imp[0], "mask.pt")
+            final = self.fetch(imp[0], "final.pt")
+            source = self.small(previous, final) if self.structured else self.big(final)
+        else:  # round 1, or one-shot: prune the trained dense net
+            previous = initial_mask(plan, self.big_template)
+            source = self.big(self.fetch_dense("final.pt"))
+        if self.structured:
+            return prune_units(plan, r, source, previous, gen), {}
+        theta0 = self.big(self.fetch_dense("init.pt"))
+        mask = prune_weights(plan, r, source, theta0, previous, gen)
+        same_sign = prune_weights(plan, r, source, self.big(self.rewind), previous, gen,
+                                  criterion="large_final_same_sign")
+        return mask, {"supermask.pt": same_sign}
+
+    def narrow_dense(self, target: int, seed: int) -> tuple[PrunableNet, float]:
+        """The family at the width whose prunable weights best match `target`; relative error."""
+        m, info = self.spec.dense.model, self.spec.dense.data.info()
+
+        def weights(factor: float) -> int:
+            with torch.device("meta"):
+                net = MODELS[m.name](info.input_shape, info.num_classes, m.width * factor,
+                                     m.hidden)
+            params = dict(net.named_parameters())
+            return sum(params[n].numel() for n in net.prunable())
+
+        lo, hi = 1e-4, 1.0
+        for _ in range(40):  # weight count grows with width: bisect on the factor
+            mid = (lo * hi) ** 0.5
+            lo, hi = (mid, hi) if weights(mid) < target else (lo, mid)
+        factor = min((lo, hi), key=lambda f: abs(weights(f) - target))
+        return self._build(seed, factor).to(self.device), (weights(factor) - target) / target

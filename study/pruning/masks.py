@@ -1,0 +1,82 @@
+"""Masks: {name: bool tensor}. Weight masks share their parameter's shape; unit masks are 1-D.
+
+`prune_lowest` is the one pruning step every schedule uses: among the survivors of `mask`,
+remove the `fraction` with the lowest scores, per tensor (layerwise) or over all (global).
+"""
+
+from __future__ import annotations
+
+import torch
+
+Masks = dict[str, torch.Tensor]
+
+
+def full_masks(shapes: dict[str, torch.Size]) -> Masks:
+    return {n: torch.ones(s, dtype=torch.bool) for n, s in shapes.items()}
+
+
+def prune_lowest(scores: dict[str, torch.Tensor], mask: Masks, fractions: dict[str, float],
+                 scope: str = "layerwise", min_keep: int = 0) -> Masks:
+    """Remove round(fraction x survivors) of the lowest-scoring survivors of each tensor.
+
+    Global scope ranks every tensor in `fractions` that shares the most common fraction on one
+    threshold (LTH's output-layer override keeps its own rate); `min_keep` survivors per tensor
+    are always kept (a structured layer must keep a unit).
+    """
+    scores = {n: s.detach().float().cpu() for n, s in scores.items()}
+    new = {n: m.clone() for n, m in mask.items()}
+    layerwise = set(fractions)
+    if scope == "global":
+        common = max(set(fractions.values()), key=list(fractions.values()).count)
+        pooled = [n for n, f in fractions.items() if f == common]
+        layerwise -= set(pooled)
+        _prune_global(scores, new, pooled, common, min_keep)
+    for name in layerwise:
+        alive = new[name].flatten().nonzero().squeeze(1)
+        k = min(round(fractions[name] * alive.numel()), max(0, alive.numel() - min_keep))
+        order = scores[name].flatten()[alive].argsort(stable=True)
+        new[name].view(-1)[alive[order[:k]]] = False
+    return new
+
+
+def _prune_global(scores: dict[str, torch.Tensor], mask: Masks, names: list[str],
+                  fraction: float, min_keep: int) -> None:
+    alive = {n: mask[n].flatten().nonzero().squeeze(1) for n in names}
+    pooled = torch.cat([scores[n].flatten()[alive[n]] for n in names])
+    k = round(fraction * pooled.numel())
+    drop = torch.zeros(pooled.numel(), dtype=torch.bool)
+    drop[pooled.argsort(stable=True)[:k]] = True
+    start = 0
+    for n in names:
+        mine = drop[start : start + alive[n].numel()]
+        start += alive[n].numel()
+        keep = alive[n].numel() - int(mine.sum())
+        if keep < min_keep:  # a layer may not vanish: spare its best units (a few fewer pruned)
+            best = scores[n].flatten()[alive[n]].argsort(descending=True, stable=True)
+            mine[best[:min_keep]] = False
+        mask[n].view(-1)[alive[n][mine]] = False
+
+
+def random_like(mask: Masks, gen: torch.Generator) -> Masks:
+    """A random mask with exactly the same number of survivors per tensor (LTH's control)."""
+    out = {}
+    for name, m in mask.items():
+        flat = torch.zeros(m.numel(), dtype=torch.bool)
+        flat[torch.randperm(m.numel(), generator=gen)[: int(m.sum())]] = True
+        out[name] = flat.view(m.shape)
+    return out
+
+
+def density(mask: Masks) -> float:
+    total = sum(m.numel() for m in mask.values())
+    return sum(int(m.sum()) for m in mask.values()) / total
+
+
+def validate(mask: Masks, shapes: dict[str, torch.Size]) -> None:
+    """A mask must cover exactly the expected tensors, with their shapes and 0/1 values."""
+    if set(mask) != set(shapes):
+        raise ValueError(f"mask covers {sorted(mask)}, expected {sorted(shapes)}")
+    for name, m in mask.items():
+        if m.dtype != torch.bool or m.shape != shapes[name]:
+            raise ValueError(f"mask {name!r}: {m.dtype} {tuple(m.shape)}, expected bool "
+                             f"{tuple(shapes[name])}")

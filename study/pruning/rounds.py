@@ -1,0 +1,55 @@
+"""One pruning round of a ticket, for either granularity: `(plan, trained net, mask) -> mask`.
+
+Iterative rounds prune `rate` of the survivors of the previous round; one-shot rounds prune the
+dense net straight to round r's sparsity 1-(1-rate)^r. Either way the mask is derived from the
+trained weights of the net it prunes, as in open_lth's pure pruning functions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.models.base import PrunableNet
+from study.pruning.criteria import WEIGHT_CRITERIA, unit_scores
+from study.pruning.masks import Masks, full_masks, prune_lowest
+from study.pruning.structured import expand
+from study.specs import PruneSpec
+
+
+def round_fraction(plan: PruneSpec, kind: str, round_: int) -> float:
+    """The fraction of survivors this round removes from a layer of `kind`."""
+    rate = plan.rate_for(kind)
+    return rate if plan.schedule == "iterative" else 1.0 - (1.0 - rate) ** round_
+
+
+def initial_mask(plan: PruneSpec, big: PrunableNet) -> Masks:
+    """Round 0: nothing pruned (weight masks, or unit masks for structured granularity)."""
+    if plan.granularity == "structured":
+        return full_masks({g.name: torch.Size([g.size]) for g in big.unit_groups()})
+    params = dict(big.named_parameters())
+    return full_masks({n: params[n].shape for n in big.prunable()})
+
+
+def prune_weights(plan: PruneSpec, round_: int, trained: PrunableNet, init: PrunableNet,
+                  mask: Masks, gen: torch.Generator, criterion: str | None = None) -> Masks:
+    """Unstructured: rank weights by `criterion` (default the plan's) and drop the lowest."""
+    score = WEIGHT_CRITERIA[criterion or plan.criterion]
+    final, start = dict(trained.named_parameters()), dict(init.named_parameters())
+    kinds = trained.prunable()
+    scores = {n: score(final[n].detach().cpu(), start[n].detach().cpu(), gen) for n in kinds}
+    fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
+    return prune_lowest(scores, mask, fractions, plan.scope)
+
+
+def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
+                gen: torch.Generator) -> Masks:
+    """Structured: rank the units of `trained` (a net shrunk to `mask`) and drop the lowest."""
+    scores = expand(unit_scores(trained, plan.criterion, gen), mask)
+    modules = dict(trained.named_modules())
+    fractions = {
+        g.name: round_fraction(
+            plan, "conv" if isinstance(modules[g.layer], nn.Conv2d) else "linear", round_)
+        for g in trained.unit_groups()
+    }
+    return prune_lowest(scores, mask, fractions, plan.scope, min_keep=1)

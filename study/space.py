@@ -1,0 +1,213 @@
+"""Search spaces: a base configuration, a grid over it, seeds and arms -> matched trials.
+
+A space file in `search_spaces/` is Python (trusted like any script you run) that defines
+`space = Space(...)`. Every combination is validated when the space is loaded, so a mistake is
+reported, naming the field, before anything is written or trained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from study.specs import ARMS, ArmOptions, DataSpec, DenseSpec, ModelSpec, PruneSpec, TrainSpec
+from study.specs import TrialSpec
+
+SECTIONS = ("data", "model", "train", "prune", "options")
+SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+
+
+class SpaceError(ValueError):
+    """An invalid search space or selection; the message names the field and what is allowed."""
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class Space(BaseModel):
+    """A study: base sections, a grid of overrides (dotted keys or whole-section dicts), seeds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    data: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    train: dict[str, Any]
+    prune: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    """{"train.lr": [0.01, 0.1]} varies one field; {"prune": [{...}, {...}]} several together."""
+    seeds: list[int] = [0]
+    arms: list[str] = ["reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
+                       "small_dense", "supermask"]
+    """Control arms trained on every round's mask (dense and lottery always run)."""
+    resources: Resources = Resources()
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, arms: list[str]) -> list[str]:
+        for arm in arms:
+            if arm not in ARMS or arm in ("dense", "lottery"):
+                allowed = [a for a in ARMS if a not in ("dense", "lottery")]
+                raise ValueError(f"arms: unknown control arm {arm!r}; allowed: "
+                                 f"{', '.join(allowed)} (dense and lottery always run)")
+        return arms
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_keys(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if key.split(".")[0] not in SECTIONS:
+                raise ValueError(f"grid: key {key!r} must start with one of {', '.join(SECTIONS)}")
+            if not values:
+                raise ValueError(f"grid.{key}: give at least one value")
+        return grid
+
+    def combinations(self) -> list[dict[str, dict[str, Any]]]:
+        """Every grid point as complete section dicts (base overridden by the grid)."""
+        out = []
+        for point in itertools.product(*self.grid.values()):
+            sections = {s: dict(getattr(self, s)) for s in SECTIONS}
+            for key, value in zip(self.grid, point):
+                head, _, field = key.partition(".")
+                if field:
+                    sections[head][field] = value
+                else:
+                    sections[head].update(value)
+            out.append(sections)
+        return out
+
+    def expand(self) -> list[TrialSpec]:
+        """All trials, upstream first: dense nets, IMP rounds in order, then every arm."""
+        dense, imp, arms = {}, {}, {}
+        for sections in self.combinations():
+            for seed in self.seeds:
+                d, p, o = _specs(sections, seed)
+                spec = TrialSpec(stage="dense", arm="dense", dense=d)
+                dense.setdefault(spec.id, spec)
+                for r in range(1, p.rounds + 1):
+                    spec = _trial(sections, stage="imp", arm="lottery", round=r, dense=d, prune=p)
+                    imp.setdefault(spec.id, spec)
+                    for arm in self.arms:
+                        spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
+                                      options=o)
+                        arms.setdefault(spec.id, spec)
+        by_round = sorted(imp.values(), key=lambda s: s.round)
+        return [*dense.values(), *by_round, *sorted(arms.values(), key=lambda s: s.round)]
+
+
+def _specs(sections: dict[str, dict[str, Any]], seed: int):
+    """The dense spec, pruning plan and arm options of one grid point, with readable errors."""
+    try:
+        dense = DenseSpec(data=DataSpec(**sections["data"]), model=ModelSpec(**sections["model"]),
+                          train=TrainSpec(**sections["train"]), seed=seed)
+        return dense, PruneSpec(**sections["prune"]), ArmOptions(**sections["options"])
+    except ValidationError as err:
+        raise SpaceError(_explain(err, sections)) from None
+
+
+def _trial(sections: dict[str, dict[str, Any]], **fields: Any) -> TrialSpec:
+    try:
+        return TrialSpec(**fields)
+    except ValidationError as err:
+        raise SpaceError(_explain(err, sections)) from None
+
+
+def _explain(err: ValidationError, sections: dict[str, Any]) -> str:
+    """One line per problem: the field, what is wrong, the value given."""
+    section = err.title.removesuffix("Spec").lower()
+    lines = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error":  # our validators already name the field and the fix
+            lines.append(msg)
+        else:
+            field = ".".join([section, *(str(x) for x in e["loc"])])
+            lines.append(f"{field}: {msg} (got {e.get('input')!r})")
+    point = json.dumps({k: v for k, v in sections.items() if v}, default=str)
+    return "invalid search space: " + "; ".join(lines) + f"\n  at grid point {point}"
+
+
+def load_space(name_or_path: str) -> tuple[Space, str]:
+    """A space by name (in search_spaces/) or by path; returns it with its source text."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        local = Path.cwd() / "search_spaces" / f"{name_or_path}.py"
+        path = local if local.exists() else SPACES_DIR / f"{name_or_path}.py"
+    if not path.exists():
+        known = ", ".join(sorted(known_spaces())) or "none"
+        raise SpaceError(f"space {name_or_path!r}: no such file {path}; known spaces: {known}")
+    try:
+        namespace = runpy.run_path(str(path))
+    except ValidationError as err:
+        raise SpaceError(f"{path.name}: " + _explain(err, {})) from None
+    except SpaceError:
+        raise
+    except Exception as err:
+        raise SpaceError(f"{path.name}: could not be loaded: {type(err).__name__}: {err}") from err
+    space = namespace.get("space")
+    if not isinstance(space, Space):
+        raise SpaceError(f"{path.name}: must define `space = Space(...)`")
+    space.expand()  # validates every combination now, before any work starts
+    return space, path.read_text()
+
+
+def known_spaces() -> list[str]:
+    return [p.stem for p in SPACES_DIR.glob("*.py") if not p.stem.startswith("_")]
+
+
+def select(trials: list[TrialSpec], filters: list[str]) -> list[TrialSpec]:
+    """Trials matching every KEY=VALUE (KEY: a spec field, dotted or by its last name, or
+    `arm`, `stage`, `round`, `seed`), plus the upstream trials they need, in order."""
+    wanted = [_parse_filter(f) for f in filters]
+    chosen = {t.id for t in trials if all(_matches(t, k, v) for k, v in wanted)}
+    if filters and not chosen:
+        raise SpaceError(f"--select {' '.join(filters)}: no trial matches")
+    needed, frontier = set(chosen), [t for t in trials if t.id in chosen]
+    while frontier:
+        parents = [p for t in frontier for p in t.parents() if p.id not in needed]
+        needed |= {p.id for p in parents}
+        frontier = parents
+    return [t for t in trials if t.id in needed]
+
+
+def _parse_filter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SpaceError(f"--select {text!r}: expected KEY=VALUE, e.g. seed=0 or train.lr=0.1")
+    return key.strip(), value.strip()
+
+
+def _matches(trial: TrialSpec, key: str, value: str) -> bool:
+    flat = _flat(trial.model_dump(mode="json"))
+    flat["seed"] = trial.dense.seed
+    hits = [v for k, v in flat.items() if k == key or k.endswith("." + key)]
+    if not hits:
+        raise SpaceError(f"--select {key}={value}: unknown field {key!r}; e.g. seed, arm, round, "
+                         "train.lr, granularity, model.width")
+    return any(_same(h, value) for h in hits)
+
+
+def _same(actual: Any, wanted: str) -> bool:
+    try:
+        return float(actual) == float(wanted)
+    except (TypeError, ValueError):
+        return str(actual) == wanted
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
