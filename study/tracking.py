@@ -119,6 +119,7 @@ class Tracker:
 
     def __init__(self, experiment: str, uri: str | None = None) -> None:
         self.uri = uri or default_uri()
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         _probe(self.uri)

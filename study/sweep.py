@@ -1,0 +1,178 @@
+"""`study sweep`: the trials of a space on Ray Tune, scheduled as a dependency graph.
+
+A Tune `Searcher` hands out a trial only once every parent it reads (the dense net, the previous
+IMP round) is recorded, so the arms of round r start as soon as round r's mask exists and run in
+parallel with round r+1. Each trial runs the same `execute` as `study run` and records itself in
+the tracking store, where its children read its artifacts (checksum verified): on one machine or
+on any node of a cluster. Trials checkpoint through Tune and resume after a worker dies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+from ray.tune.search import Searcher
+
+from study.runner import execute
+from study.space import Space
+from study.specs import TrialSpec
+from study.tracking import Tracker
+from study.train import Checkpointer
+
+CHECKPOINT_EVERY = 500
+
+
+class DependencySearcher(Searcher):
+    """Suggests each pending trial once all its parents are done; FINISHED when none can be."""
+
+    def __init__(self, trials: list[TrialSpec], done: set[str],
+                 on_change: Callable[[DependencySearcher], None] | None = None) -> None:
+        super().__init__()
+        self.pending = list(trials)
+        self.done, self.failed, self.running = set(done), set(), {}
+        self.on_change = on_change or (lambda s: None)
+
+    def _ready(self, spec: TrialSpec) -> bool:
+        return all(p.id in self.done for p in spec.parents())
+
+    def _blocked(self, spec: TrialSpec) -> bool:
+        return any(p.id in self.failed for p in spec.parents())
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        for i, spec in enumerate(self.pending):
+            if self._ready(spec):
+                del self.pending[i]
+                self.running[trial_id] = spec
+                self.on_change(self)
+                return {"spec": spec.model_dump_json(), "id": spec.id}
+        self.failed |= {s.id for s in self.pending if self._blocked(s)}
+        self.pending = [s for s in self.pending if s.id not in self.failed]
+        if not self.pending or not self.running:
+            return Searcher.FINISHED  # nothing left that could ever become ready
+        return None
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        spec = self.running.pop(trial_id, None)
+        if spec is not None:
+            (self.failed if error else self.done).add(spec.id)
+        self.on_change(self)
+
+
+class TuneCheckpointer(Checkpointer):
+    """Training state saved through Tune, so a restarted trial resumes where it stopped."""
+
+    def load(self) -> dict | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return torch.load(Path(folder) / "state.pt", weights_only=True)
+
+    def save(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state, Path(folder) / "state.pt")
+            tune.report({"step": state["state"]["step"]},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def make_trainable(experiment: str, uri: str, launch: str, device: str, threads: int):
+    """The Tune function trainable: run one trial and record it (once) in the store."""
+
+    def trainable(config: dict) -> None:
+        torch.set_num_threads(threads)
+        spec = TrialSpec.model_validate_json(config["spec"])
+        tracker = Tracker(experiment, uri)
+        if spec.id not in tracker.done():  # a retry after the record was written: nothing to do
+            record = execute(spec, tracker, device, TuneCheckpointer(CHECKPOINT_EVERY))
+            tracker.record(spec, record.outcome, record.metrics, record.curves,
+                           record.artifacts, parent=launch, extra_tags=record.tags)
+        tune.report({"trial_done": 1})
+
+    return trainable
+
+
+class Progress(tune.Callback):
+    """One line per finished trial: done / running / failed / total and an ETA."""
+
+    def __init__(self, total: int, echo: Callable[[str], None]) -> None:
+        self.total, self.echo, self.start = total, echo, time.monotonic()
+        self.finished = self.errored = 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.finished += 1
+        self._line(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.errored += 1
+        self._line(trials)
+
+    def _line(self, trials) -> None:
+        done = self.finished + self.errored
+        running = sum(t.status == "RUNNING" for t in trials)
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / done * (self.total - done)
+        self.echo(f"[{done}/{self.total}] running {running}, failed {self.errored}, "
+                  f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Local Ray pinned to loopback with no dashboard, or join a cluster by address."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False, configure_logging=False)
+
+
+def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
+              address: str | None = None, max_concurrent: int | None = None,
+              device: str = "cpu", echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Schedule every trial not yet done; returns counts of trials done and failed."""
+    closed = tracker.close_dangling()
+    if closed:
+        echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+    done = set(tracker.done())
+    todo = [t for t in trials if t.id not in done]
+    echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    if not todo:
+        return {"done": 0, "failed": 0}
+    connect(address)
+    launch = tracker.start_launch(space.name, {"space.py": source})
+    searcher = DependencySearcher(todo, done)
+    cpus, gpus = space.resources.cpu, space.resources.gpu
+    trainable = make_trainable(space.name, tracker.uri, launch, device,
+                               max(1, int(cpus)))
+    storage = Path(tempfile.mkdtemp(prefix="study-tune-"))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo),
+                                    max_concurrent_trials=max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=space.name, storage_path=str(storage), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=[Progress(len(todo), echo)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    try:
+        results = tuner.fit()
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    failed = sum(r.error is not None for r in results)
+    tracker.end_launch(launch, failed=bool(failed))
+    blocked = len(todo) - len(searcher.done - done) - failed
+    return {"done": len(searcher.done - done), "failed": failed, "blocked": max(0, blocked)}
+
+
+def default_threads() -> int:
+    return max(1, int(os.environ.get("STUDY_THREADS", "1")))
