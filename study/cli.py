@@ -31,7 +31,7 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
     """Load and validate the space, the selection and the store, before any work starts."""
     from study.space import SpaceError, load_space
     from study.space import select as select_trials
-    from study.tracking import TrackingError, Tracker
+    from study.tracking import Tracker, TrackingError
 
     if data_dir is not None:
         os.environ["STUDY_DATA_DIR"] = str(data_dir)
@@ -67,6 +67,49 @@ def run(space: SpaceArg,
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [])
     counts = run_sequential(loaded, source, trials, tracker, device=device, echo=typer.echo)
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
+
+
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="Join a Ray cluster: auto or ray://host:10001 (default: local Ray).")]
+
+
+@app.command()
+def sweep(space: SpaceArg,
+          select: Annotated[list[str] | None, typer.Option("--select", help="KEY=VALUE subset.")]
+          = None,
+          tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
+          max_concurrent: Annotated[int | None, typer.Option(
+              "--max-concurrent", min=1, help="At most N trials at once.")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
+          = False,
+          device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
+    """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
+    loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [])
+    from study.plan import describe
+
+    typer.echo(describe(loaded, trials, set(tracker.done())))
+    if dry_run:
+        return
+    from study.sweep import run_sweep
+
+    try:
+        counts = run_sweep(loaded, source, trials, tracker, address=address,
+                           max_concurrent=max_concurrent, device=device, echo=typer.echo)
+    except ConnectionError as err:
+        raise fail(f"--address {address}: {err}") from None
+    typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
+    if counts.get("failed"):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def quickstart(tracking_uri: UriOpt = None,
+               out: Annotated[Path, typer.Option(help="Figures and report.")] = Path("out"),
+               ) -> None:
+    """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
+    sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
+          max_concurrent=None, dry_run=False, device="cpu")
+    analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 
 @app.command()

@@ -15,8 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from study.specs import ARMS, ArmOptions, DataSpec, DenseSpec, ModelSpec, PruneSpec, TrainSpec
-from study.specs import TrialSpec
+from study.specs import (
+    ARMS,
+    ArmOptions,
+    DataSpec,
+    DenseSpec,
+    ModelSpec,
+    PruneSpec,
+    TrainSpec,
+    TrialSpec,
+)
 
 SECTIONS = ("data", "model", "train", "prune", "options")
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"

@@ -147,6 +147,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
     if not todo:
         return {"done": 0, "failed": 0}
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
@@ -161,8 +162,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
         run_config=tune.RunConfig(
             name=space.name, storage_path=str(storage), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),
-            callbacks=[Progress(len(todo), echo)],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+            callbacks=[Progress(len(todo), echo)]),
     )
     try:
         results = tuner.fit()

@@ -143,7 +143,8 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
         state = TrainState(**saved["state"])
     _apply(weights, keep)
     model.train()
-    running = torch.zeros((), device=data.x_train.device)  # summed on the device: no sync per step
+    # the train loss is summed on the device (no sync per step), exactly as before a resume
+    running = torch.tensor(state.loss_sum, device=data.x_train.device)
     started = time.perf_counter() - state.seconds
     while state.step < stop_step:
         step = state.step
@@ -167,13 +168,13 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
         evaluate_now = state.step % spec.eval_every == 0 or state.step == stop_step
         save_now = checkpointer.every and state.step % checkpointer.every == 0
         if evaluate_now or save_now:
-            state.loss_sum += float(running)
-            running.zero_()
-            if not math.isfinite(state.loss_sum):  # checked when synced: by this step at latest
+            state.loss_sum = float(running)  # a sync: divergence is caught here at the latest
+            if not math.isfinite(state.loss_sum):
                 return TrainResult("diverged", state.step, time.perf_counter() - started,
                                    state.curves, diverged_step=state.step)
         if evaluate_now:
             _record(model, data, state, on_eval)
+            running.zero_()
         if save_now and state.step < stop_step:
             state.seconds = time.perf_counter() - started
             checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),

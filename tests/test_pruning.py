@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from study.models import build_model, count
-from study.pruning import (initial_mask, prune_lowest, prune_units, prune_weights, random_like,
-                           restrict, shrink, zero_units)
+from study.pruning import (
+    initial_mask,
+    prune_lowest,
+    prune_units,
+    prune_weights,
+    random_like,
+    restrict,
+    shrink,
+    zero_units,
+)
 from study.pruning.criteria import WEIGHT_CRITERIA
 from study.specs import PruneSpec
 
