@@ -97,9 +97,11 @@ class ModelSpec(Spec):
     def _hidden_only_for_mlp(self) -> ModelSpec:
         if self.hidden is not None:
             if self.name != "mlp":
-                raise ValueError(f"model.hidden: only the mlp takes hidden sizes, not {self.name!r}")
+                raise ValueError(f"model.hidden: only the mlp takes hidden sizes, "
+                                 f"not {self.name!r}")
             if not self.hidden or min(self.hidden) < 1:
-                raise ValueError(f"model.hidden: sizes must be positive integers, got {self.hidden}")
+                raise ValueError(f"model.hidden: sizes must be positive integers, "
+                                 f"got {self.hidden}")
         return self
 
 
@@ -190,7 +192,8 @@ class PruneSpec(Spec):
 
     @model_validator(mode="after")
     def _criterion_fits_granularity(self) -> PruneSpec:
-        allowed = UNSTRUCTURED_CRITERIA if self.granularity == "unstructured" else STRUCTURED_CRITERIA
+        unstructured = self.granularity == "unstructured"
+        allowed = UNSTRUCTURED_CRITERIA if unstructured else STRUCTURED_CRITERIA
         if self.criterion not in allowed:
             raise ValueError(
                 f"prune.criterion: {self.criterion!r} does not work with {self.granularity} "

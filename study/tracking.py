@@ -142,8 +142,8 @@ class Tracker:
     def _runs(self, filter_string: str) -> list:
         runs, token = [], None
         while True:
-            page = self.client.search_runs([self.experiment_id], filter_string,
-                                           max_results=5000, page_token=token)
+            page = retrying(self.client.search_runs, [self.experiment_id], filter_string,
+                            max_results=5000, page_token=token)
             runs += list(page)
             token = page.token
             if not token:
@@ -169,7 +169,8 @@ class Tracker:
 
     def start_launch(self, space_name: str, files: dict[str, str]) -> str:
         """The parent run of one launch, with the space file and plan attached."""
-        run = self.client.create_run(self.experiment_id, run_name=f"launch-{time.strftime('%Y%m%d-%H%M%S')}",
+        name = f"launch-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = self.client.create_run(self.experiment_id, run_name=name,
                                      tags={"study.stage": "launch", "study.space": space_name,
                                            "study.version": __version__})
         for name, text in files.items():
@@ -185,11 +186,13 @@ class Tracker:
         """Write one finished trial as one run; on any error the run ends FAILED."""
         tags = {**tags_for(spec), "study.outcome": outcome, **(extra_tags or {})}
         payloads = {name: tensor_bytes(t) for name, t in artifacts.items()}
-        tags.update({f"study.sha256.{n}": hashlib.sha256(b).hexdigest() for n, b in payloads.items()})
+        tags.update({f"study.sha256.{n}": hashlib.sha256(b).hexdigest()
+                     for n, b in payloads.items()})
         if parent:
             tags["mlflow.parentRunId"] = parent
         name = f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
-        run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = retrying(self.client.create_run, self.experiment_id, run_name=name,
+                          tags=tags).info.run_id
         try:
             stamp = int(time.time() * 1000)
             rows = [Metric(k, float(v), stamp, 0) for k, v in metrics.items() if _finite(v)]
@@ -197,18 +200,19 @@ class Tracker:
                      for r in curves for k in CURVES if _finite(r[k])]
             params = [Param(k, v[:6000]) for k, v in flatten(spec.model_dump(mode="json")).items()]
             for i in range(0, len(params), 100):  # MLflow's limits: 100 params, 1000 metrics
-                self.client.log_batch(run_id, params=params[i : i + 100])
+                retrying(self.client.log_batch, run_id, params=params[i : i + 100])
             for i in range(0, len(rows), 1000):
-                self.client.log_batch(run_id, metrics=rows[i : i + 1000])
+                retrying(self.client.log_batch, run_id, metrics=rows[i : i + 1000])
             with tempfile.TemporaryDirectory() as tmp:
-                (Path(tmp) / "spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
+                spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
+                (Path(tmp) / "spec.json").write_text(spec_json)
                 for n, b in payloads.items():
                     (Path(tmp) / n).write_bytes(b)
-                self.client.log_artifacts(run_id, tmp)
+                retrying(self.client.log_artifacts, run_id, tmp)
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        retrying(self.client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
         return run_id
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
@@ -217,6 +221,22 @@ class Tracker:
         if not runs:
             raise UpstreamNotReady(f"trial {spec.id} ({spec.arm} round {spec.round}) is not done")
         return _load_verified(self.uri, runs[0].info.run_id, name)
+
+
+def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):
+    """Call the tracking store, retrying with exponential backoff on a locked SQLite database
+    or an unreachable server, so a busy store or a short outage loses no record."""
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except Exception as err:  # MlflowException, OperationalError, ConnectionError, ...
+            text = str(err).lower()
+            transient = any(word in text for word in (
+                "locked", "connection", "timed out", "temporarily", "503", "502", "busy"))
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(first_wait * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _finite(value: float) -> bool:

@@ -130,7 +130,8 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
     base_lr = spec.lr if lr is None else lr
     stop_step = total_steps if stop_step is None else stop_step
     params = dict(model.named_parameters())
-    masked = [(params[n], m.to(params[n].device, params[n].dtype)) for n, m in (masks or {}).items()]
+    masked = [(params[n], m.to(params[n].device, params[n].dtype))
+              for n, m in (masks or {}).items()]
     weights, keep = [p for p, _ in masked], [m for _, m in masked]
     bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     opt = make_optimizer(spec, model.parameters(), base_lr)

@@ -116,7 +116,7 @@ def test_second_structured_round_prunes_the_shrunk_net_in_big_coordinates():
     first = prune_units(plan, 1, model, initial_mask(plan, model), GEN)
     small = shrink(model, first)
     second = prune_units(plan, 2, small, first, GEN)
-    assert int(first["layers.0"].sum()) == 5 and int(second["layers.0"].sum()) == 3  # 5 - round(2.5)
+    assert int(first["layers.0"].sum()) == 5 and int(second["layers.0"].sum()) == 3
     assert not (second["layers.0"] & ~first["layers.0"]).any()  # never revives a pruned unit
     assert restrict(second, first)["layers.0"].numel() == 5
 

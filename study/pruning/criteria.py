@@ -44,7 +44,8 @@ WEIGHT_CRITERIA: dict[str, WeightCriterion] = {
 }
 
 
-def unit_scores(model: PrunableNet, criterion: str, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def unit_scores(model: PrunableNet, criterion: str,
+                gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Score every unit of every group: {group name: (size,) scores}."""
     modules = dict(model.named_modules())
     return {g.name: _unit_score(modules, g, criterion, gen) for g in model.unit_groups()}
