@@ -134,3 +134,7 @@ def analyze(experiment: Annotated[str, typer.Argument(help="The MLflow experimen
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import Tracker, UpstreamFailed
 from study.train import Checkpointer
 from study.trial import TrialRecord, run_trial
+
+
+def threads_for(space: Space) -> int:
+    """Torch threads of one trial: its CPUs (the same in `run` and `sweep`, so the same numbers)."""
+    return max(1, int(space.resources.cpu))
 
 
 def execute(spec: TrialSpec, tracker: Tracker, device: str = "cpu",
@@ -27,6 +34,7 @@ def execute(spec: TrialSpec, tracker: Tracker, device: str = "cpu",
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    device: str = "cpu", echo: Callable[[str], None] = print) -> dict[str, int]:
     """Run the trials not yet done, upstream first; returns counts per outcome."""
+    torch.set_num_threads(threads_for(space))
     closed = tracker.close_dangling()
     if closed:
         echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")

@@ -176,6 +176,11 @@ def select(trials: list[TrialSpec], filters: list[str]) -> list[TrialSpec]:
     """Trials matching every KEY=VALUE (KEY: a spec field, dotted or by its last name, or
     `arm`, `stage`, `round`, `seed`), plus the upstream trials they need, in order."""
     wanted = [_parse_filter(f) for f in filters]
+    known = {k for t in trials for k in _fields(t)}
+    for key, value in wanted:
+        if not any(k == key or k.endswith("." + key) for k in known):
+            raise SpaceError(f"--select {key}={value}: unknown field {key!r}; e.g. seed, arm, "
+                             "round, train.lr, granularity, model.width")
     chosen = {t.id for t in trials if all(_matches(t, k, v) for k, v in wanted)}
     if filters and not chosen:
         raise SpaceError(f"--select {' '.join(filters)}: no trial matches")
@@ -195,13 +200,14 @@ def _parse_filter(text: str) -> tuple[str, str]:
 
 
 def _matches(trial: TrialSpec, key: str, value: str) -> bool:
+    hits = [v for k, v in _fields(trial).items() if k == key or k.endswith("." + key)]
+    return any(_same(h, value) for h in hits)
+
+
+def _fields(trial: TrialSpec) -> dict[str, Any]:
     flat = _flat(trial.model_dump(mode="json"))
     flat["seed"] = trial.dense.seed
-    hits = [v for k, v in flat.items() if k == key or k.endswith("." + key)]
-    if not hits:
-        raise SpaceError(f"--select {key}={value}: unknown field {key!r}; e.g. seed, arm, round, "
-                         "train.lr, granularity, model.width")
-    return any(_same(h, value) for h in hits)
+    return flat
 
 
 def _same(actual: Any, wanted: str) -> bool:

@@ -21,7 +21,7 @@ import torch
 from ray import tune
 from ray.tune.search import Searcher
 
-from study.runner import execute
+from study.runner import execute, threads_for
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import Tracker
@@ -93,8 +93,9 @@ def make_trainable(experiment: str, uri: str, launch: str, device: str, threads:
         tracker = Tracker(experiment, uri)
         if spec.id not in tracker.done():  # a retry after the record was written: nothing to do
             record = execute(spec, tracker, device, TuneCheckpointer(CHECKPOINT_EVERY))
+            node = {"study.node": ray.get_runtime_context().get_node_id()}
             tracker.record(spec, record.outcome, record.metrics, record.curves,
-                           record.artifacts, parent=launch, extra_tags=record.tags)
+                           record.artifacts, parent=launch, extra_tags={**record.tags, **node})
         tune.report({"trial_done": 1})
 
     return trainable
@@ -106,6 +107,9 @@ class Progress(tune.Callback):
     def __init__(self, total: int, echo: Callable[[str], None]) -> None:
         self.total, self.echo, self.start = total, echo, time.monotonic()
         self.finished = self.errored = 0
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment state
+        return {**self.__dict__, "echo": print}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.finished += 1
@@ -125,14 +129,26 @@ class Progress(tune.Callback):
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Local Ray pinned to loopback with no dashboard, or join a cluster by address."""
+    """Join a cluster by address, or start a local Ray bound to loopback with no dashboard."""
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ConnectionError(f"cannot join the Ray cluster at {address}: {err}") from None
+        return
+    pin_loopback()
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+
+
+def pin_loopback() -> None:
+    """Keep a local Ray on 127.0.0.1: Ray swaps 127.0.0.1 for the machine's network address
+    unless its "no cluster" mode is on. Workers read the variable; this process, which has
+    imported ray already, needs the constant too."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
@@ -149,16 +165,23 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
+    # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
+    # cluster whose trials last seconds. Let as many wait as there are CPUs.
+    slots = max(2, int(ray.cluster_resources().get("CPU", 2) / max(space.resources.cpu, 0.01)))
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
+    # Reusing trial actors saves seconds per trial, but pins a chain's trials to one node:
+    # reuse only where there is a single node.
+    single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
     cpus, gpus = space.resources.cpu, space.resources.gpu
-    trainable = make_trainable(space.name, tracker.uri, launch, device,
-                               max(1, int(cpus)))
+    trainable = make_trainable(space.name, tracker.uri, launch, device, threads_for(space))
     storage = Path(tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo),
-                                    max_concurrent_trials=max_concurrent, reuse_actors=True),
+                                    max_concurrent_trials=max_concurrent,
+                                    reuse_actors=single_node),
         run_config=tune.RunConfig(
             name=space.name, storage_path=str(storage), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),
@@ -174,5 +197,3 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     return {"done": len(searcher.done - done), "failed": failed, "blocked": max(0, blocked)}
 
 
-def default_threads() -> int:
-    return max(1, int(os.environ.get("STUDY_THREADS", "1")))

@@ -16,8 +16,8 @@ def ray_local():
     """Ray on 2 CPUs, loopback only, no dashboard: started once for every test that needs it."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 log_to_driver=False, configure_logging=False)
+    from study.sweep import connect
+
+    connect(None, num_cpus=2)
     yield ray
     ray.shutdown()
