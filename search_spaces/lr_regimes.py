@@ -8,7 +8,7 @@ early iteration k instead of 0. This space crosses all four factors on ResNet-20
 
 - training (LTH / open_lth CIFAR protocol): SGD momentum 0.9, weight decay 1e-4, 160 epochs,
   lr x0.1 at 50% and 75%, crop + flip augmentation, 45K train / 5K validation; batch 128 for
-  ResNet-20 (open_lth) and 64 for VGG-16 (LTH's VGG-19), linked to the model (see _linked.py);
+  ResNet-20 (open_lth) and 64 for VGG-16 (LTH's VGG-19), linked to the model;
 - lr 0.01 or 0.1; warmup 0 or linear over the first 10K iterations (LTH's VGG-19 value; its
   ResNet used 20K of 30K: 10K is a similar share of ResNet-20's 56K iterations here);
 - rewind to θ0 or to θk with k = 2000 iterations (the stable point Frankle et al. report:
@@ -26,16 +26,13 @@ Arm: reinit (same mask, fresh init) against lottery, the comparison that defines
 # weights (but both below the lr 0.1 accuracy, per Liu et al.); with rewinding to k ≈ 2000 at
 # lr 0.1, unstructured lottery > reinit without warmup; structured: no effect anywhere.
 
-import runpy
-from pathlib import Path
-
-LinkedSpace = runpy.run_path(str(Path(__file__).with_name("_linked.py")))["LinkedSpace"]
+from study.space import Space
 
 # The library has no "leave this layer unpruned"; a vanishing output rate prunes round(1e-9 x n)
 # = 0 of its weights, and keeps the layer out of the global threshold (it ranks conv weights only).
 UNPRUNED_OUTPUT = 1e-9
 
-space = LinkedSpace(
+space = Space(
     name="lr_regimes",
     description="Lottery effect vs lr, warmup, rewind point and granularity (ResNet-20, VGG-16)",
     data={"name": "cifar10", "augment": True, "val_fraction": 0.1},

@@ -14,7 +14,7 @@ layers 21% (Conv-2/4) or 8.7% (Conv-6)). Controls on every round's mask: reinit,
 (LTH), sign_constant and supermask (Zhou et al. 2019). 5 seeds (the papers' CIFAR standard).
 
 Each net's lr, iterations and conv rate differ, so model, train and prune must change together:
-`Space.grid` crosses its keys, hence the `linked` points (see _linked.py). Needs CIFAR-10's
+`Space.grid` crosses its keys, hence the `linked` points. Needs CIFAR-10's
 python batches in $STUDY_DATA_DIR; one GPU share per trial (`study sweep ... --device cuda`).
 """
 
@@ -23,10 +23,7 @@ python batches in $STUDY_DATA_DIR; one GPU share per trial (`study sweep ... --d
 # test accuracy than dense there; reinit and random_prune degrade with sparsity; sign_constant
 # ≈ lottery; supermask (untrained) ~41% test accuracy on CIFAR-10 (Zhou et al.).
 
-import runpy
-from pathlib import Path
-
-LinkedSpace = runpy.run_path(str(Path(__file__).with_name("_linked.py")))["LinkedSpace"]
+from study.space import Space
 
 
 def conv(name: str, lr: float, steps: int, conv_rate: float) -> dict:
@@ -35,7 +32,7 @@ def conv(name: str, lr: float, steps: int, conv_rate: float) -> dict:
             "prune": {"conv_rate": conv_rate}}
 
 
-space = LinkedSpace(
+space = Space(
     name="lth_conv_cifar",
     description="Frankle & Carbin 2019, Conv-2/4/6 on CIFAR-10; Zhou et al. 2019 controls",
     data={"name": "cifar10", "val_fraction": 0.1},  # 5K of the 50K training images

@@ -21,7 +21,7 @@ ResNet-56-A/B); here every prunable layer loses the same fraction. 2% of the tra
 (1,000) are held out for validation (the paper trains on all 50K), because the trial summary
 needs a validation split to report its metrics.
 Method and its dense-training penalty change together (train.bn_l1 with prune.criterion), so
-they are `linked` points (see _linked.py). Needs CIFAR-10's python batches in $STUDY_DATA_DIR.
+they are `linked` points. Needs CIFAR-10's python batches in $STUDY_DATA_DIR.
 """
 
 # Numbers to reproduce (SCIENCE.md, Liu et al. Table 1, mean of 5 runs): VGG-16 L1-norm (A):
@@ -29,17 +29,14 @@ they are `linked` points (see _linked.py). Needs CIFAR-10's python batches in $S
 # Scratch-B >= fine-tuned (and Scratch-E close) for structured pruning, on both methods and
 # both nets; lottery ≈ reinit at lr 0.1 (no winning-ticket effect for structured pruning).
 
-import runpy
-from pathlib import Path
-
-LinkedSpace = runpy.run_path(str(Path(__file__).with_name("_linked.py")))["LinkedSpace"]
+from study.space import Space
 
 L1_NORM = {"prune": {"criterion": "l1_filter", "scope": "layerwise", "rate": 0.3, "rounds": 3},
            "train": {"bn_l1": 0.0}}
 SLIMMING = {"prune": {"criterion": "bn_scale", "scope": "global", "rate": 0.45, "rounds": 2},
             "train": {"bn_l1": 1e-4}}
 
-space = LinkedSpace(
+space = Space(
     name="rethinking_cifar",
     description="Liu et al. 2019, Rethinking the Value of Network Pruning: structured, CIFAR-10",
     data={"name": "cifar10", "augment": True, "val_fraction": 0.02},

@@ -13,7 +13,7 @@ import runpy
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from study.specs import (
     ARMS,
@@ -53,6 +53,10 @@ class Space(BaseModel):
     options: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     """{"train.lr": [0.01, 0.1]} varies one field; {"prune": [{...}, {...}]} several together."""
+    linked: list[dict[str, dict[str, Any]]] = []
+    """Points spanning sections that must change together (LTH's Conv-2/4/6 each have their own
+    lr, steps and conv rate): {"model": {...}, "train": {...}, "prune": {...}}, crossed with the
+    grid and the seeds."""
     seeds: list[int] = [0]
     arms: list[str] = ["reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
                        "small_dense", "supermask"]
@@ -79,6 +83,21 @@ class Space(BaseModel):
                 raise ValueError(f"grid.{key}: give at least one value")
         return grid
 
+    @model_validator(mode="after")
+    def _linked_fits_grid(self) -> Space:
+        varied = {k for k in self.grid if "." in k}
+        varied |= {f"{k}.{f}" for k, vs in self.grid.items() if "." not in k
+                   for v in vs if isinstance(v, dict) for f in v}
+        for point in self.linked:
+            for section, fields in point.items():
+                if section not in SECTIONS:
+                    raise ValueError(f"linked: section {section!r} must be one of "
+                                     f"{', '.join(SECTIONS)}")
+                clash = sorted(f"{section}.{f}" for f in fields if f"{section}.{f}" in varied)
+                if clash:  # a linked value would silently override the grid's
+                    raise ValueError(f"linked: {', '.join(clash)} is also varied by the grid")
+        return self
+
     def combinations(self) -> list[dict[str, dict[str, Any]]]:
         """Every grid point as complete section dicts (base overridden by the grid)."""
         out = []
@@ -90,7 +109,8 @@ class Space(BaseModel):
                     sections[head][field] = value
                 else:
                     sections[head].update(value)
-            out.append(sections)
+            for point in self.linked or [{}]:
+                out.append({s: {**sections[s], **point.get(s, {})} for s in SECTIONS})
         return out
 
     def expand(self) -> list[TrialSpec]:

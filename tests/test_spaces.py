@@ -145,13 +145,9 @@ def test_linked_points_may_not_fight_the_grid(tmp_path):
 
 
 def _write_space(folder: Path, body: str) -> str:
-    """A space file next to a copy of _linked.py, loaded the way the real spaces load it."""
-    (folder / "_linked.py").write_text((ROOT / "search_spaces" / "_linked.py").read_text())
     path = folder / "bad.py"
-    path.write_text(
-        "import runpy\nfrom pathlib import Path\n"
-        "LinkedSpace = runpy.run_path(str(Path(__file__).with_name('_linked.py')))['LinkedSpace']\n"
-        f"space = LinkedSpace(name='bad', train={{'steps': 10}}, {body})\n")
+    path.write_text("from study.space import Space\n"
+                    f"space = Space(name='bad', train={{'steps': 10}}, {body})\n")
     return str(path)
 
 
