@@ -56,11 +56,16 @@ def dense(ctx: TrialContext) -> Setup:
 
 
 def lottery(ctx: TrialContext) -> Setup:
-    """IMP round r: prune the source net, rewind survivors to θk and train (LTH)."""
-    mask, extra = ctx.prune_round()
+    """IMP round r: prune the source net, rewind survivors to θk and train (LTH). As an arm
+    (stage "arm", e.g. when tuning its lr) it retrains the round's existing ticket."""
+    if ctx.spec.stage == "imp":
+        mask, extra = ctx.prune_round()
+        artifacts = {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
+    else:
+        mask, artifacts = ctx.mask, {}
     setup = _on_mask(ctx, ctx.rewind, mask)
     setup.start_step = ctx.spec.prune.rewind_step
-    setup.artifacts = {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
+    setup.artifacts = artifacts
     return setup
 
 

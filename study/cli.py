@@ -27,7 +27,8 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str]):
+def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
+             device: str = "cpu"):
     """Load and validate the space, the selection and the store, before any work starts."""
     from study.space import SpaceError, load_space
     from study.space import select as select_trials
@@ -35,9 +36,20 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
 
     if data_dir is not None:
         os.environ["STUDY_DATA_DIR"] = str(data_dir)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise fail(f"--device {device}: no CUDA device here; use --device cpu")
     try:
         space, source = load_space(space_name)
-        trials = select_trials(space.expand(), select)
+        tuned = None
+        if space.tuned_keys():
+            from study.tracking import default_uri
+            from study.tuning import tuned_values
+
+            tuned = tuned_values(space, uri or default_uri())
+        trials = select_trials(space.expand(tuned), select)
         _check_data(trials)
         tracker = Tracker(space.name, uri)
     except (SpaceError, TrackingError, FileNotFoundError) as err:
@@ -64,7 +76,8 @@ def run(space: SpaceArg,
     """Run every trial of SPACE in this process, one after the other (no Ray)."""
     from study.runner import run_sequential
 
-    loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [])
+    loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
+                                               device)
     counts = run_sequential(loaded, source, trials, tracker, device=device, echo=typer.echo)
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
 
@@ -84,7 +97,8 @@ def sweep(space: SpaceArg,
           = False,
           device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
-    loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [])
+    loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
+                                               device)
     from study.plan import describe
 
     typer.echo(describe(loaded, trials, set(tracker.done())))
@@ -100,6 +114,30 @@ def sweep(space: SpaceArg,
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def tune(space: SpaceArg,
+         arm: Annotated[str, typer.Option("--arm", help="The arm whose lr is tuned.")],
+         trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials (the same "
+                                             "for every arm: an equal budget).")] = 8,
+         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
+         device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
+    """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
+    from study.specs import ARMS
+
+    if arm not in ARMS or arm == "dense":
+        raise fail(f"--arm {arm}: unknown arm; allowed: "
+                   + ", ".join(a for a in ARMS if a != "dense"))
+    loaded, source, specs, tracker = _prepare(space, tracking_uri, data_dir, [], device)
+    from study.space import SpaceError
+    from study.tuning import tune_arm
+
+    try:
+        tune_arm(loaded, source, specs, tracker, arm, trials, address=address, device=device,
+                 echo=typer.echo)
+    except SpaceError as err:
+        raise fail(str(err)) from None
 
 
 @app.command()

@@ -62,6 +62,22 @@ class Space(BaseModel):
                        "small_dense", "supermask"]
     """Control arms trained on every round's mask (dense and lottery always run)."""
     resources: Resources = Resources()
+    tune: dict[str, tuple[float, float]] = {"lr": (1e-4, 1.0)}
+    """Log-uniform ranges `study tune` searches for each arm: lr, and weight_decay if given."""
+
+    @field_validator("tune")
+    @classmethod
+    def _tune_ranges(cls, ranges: dict[str, tuple[float, float]]) -> dict:
+        for key, (low, high) in ranges.items():
+            if key not in ("lr", "weight_decay"):
+                raise ValueError(f"tune: {key!r} cannot be tuned; allowed: lr, weight_decay")
+            if not 0 < low < high:
+                raise ValueError(f"tune.{key}: need 0 < low < high, got ({low}, {high})")
+        return ranges
+
+    def tuned_keys(self) -> list[str]:
+        """Option fields the space takes from `study tune` (options={"lr": "tuned"})."""
+        return [k for k, v in self.options.items() if v == "tuned"]
 
     @field_validator("arms")
     @classmethod
@@ -113,20 +129,24 @@ class Space(BaseModel):
                 out.append({s: {**sections[s], **point.get(s, {})} for s in SECTIONS})
         return out
 
-    def expand(self) -> list[TrialSpec]:
-        """All trials, upstream first: dense nets, IMP rounds in order, then every arm."""
+    def expand(self, tuned: dict[str, dict[str, float]] | None = None) -> list[TrialSpec]:
+        """All trials, upstream first: dense nets, IMP rounds in order, then every arm.
+
+        `tuned` ({arm: {"lr": ...}}) fills options the space marks "tuned"; without it they are
+        left at their defaults (enough to validate the space)."""
         dense, imp, arms = {}, {}, {}
         for sections in self.combinations():
             for seed in self.seeds:
-                d, p, o = _specs(sections, seed)
+                d, p, _ = _specs(_untuned(sections), seed)
                 spec = TrialSpec(stage="dense", arm="dense", dense=d)
                 dense.setdefault(spec.id, spec)
                 for r in range(1, p.rounds + 1):
+                    # the chain trains at the dense lr: its masks are the shared ground truth
                     spec = _trial(sections, stage="imp", arm="lottery", round=r, dense=d, prune=p)
                     imp.setdefault(spec.id, spec)
                     for arm in self.arms:
                         spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
-                                      options=o)
+                                      options=_options(sections, arm, tuned))
                         arms.setdefault(spec.id, spec)
         by_round = sorted(imp.values(), key=lambda s: s.round)
         return [*dense.values(), *by_round, *sorted(arms.values(), key=lambda s: s.round)]
@@ -138,6 +158,27 @@ def _specs(sections: dict[str, dict[str, Any]], seed: int):
         dense = DenseSpec(data=DataSpec(**sections["data"]), model=ModelSpec(**sections["model"]),
                           train=TrainSpec(**sections["train"]), seed=seed)
         return dense, PruneSpec(**sections["prune"]), ArmOptions(**sections["options"])
+    except ValidationError as err:
+        raise SpaceError(_explain(err, sections)) from None
+
+
+def _untuned(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    options = {k: v for k, v in sections["options"].items() if v != "tuned"}
+    return {**sections, "options": options}
+
+
+def _options(sections: dict[str, dict[str, Any]], arm: str,
+             tuned: dict[str, dict[str, float]] | None) -> ArmOptions:
+    """The arm's options, with "tuned" fields taken from `study tune`'s result for that arm."""
+    fields = dict(_untuned(sections)["options"])
+    for key, value in sections["options"].items():
+        if value == "tuned" and tuned is not None:
+            if key not in tuned.get(arm, {}):
+                raise SpaceError(f"options.{key}: 'tuned', but no tuned value for arm {arm!r}; "
+                                 f"run `study tune SPACE --arm {arm}` first")
+            fields[key] = tuned[arm][key]
+    try:
+        return ArmOptions(**fields)
     except ValidationError as err:
         raise SpaceError(_explain(err, sections)) from None
 

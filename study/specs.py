@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 ARMS = (
     "dense", "lottery", "reinit", "scratch_b", "finetune",
-    "sign_constant", "random_prune", "small_dense", "supermask",
+    "sign_constant", "random_prune", "small_dense", "supermask", "weight_agnostic",
 )
-UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random")
-STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random")
+UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
+STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
+DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
+"""Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
 Stage = Literal["dense", "imp", "arm"]
 
 
@@ -189,6 +191,14 @@ class PruneSpec(Spec):
     net directly to round r's sparsity (same sparsity levels, no retraining in between)."""
     rewind_step: int = Field(default=0, ge=0)
     """Survivors return to θk (k = this step of dense training); 0 = θ0 as in LTH."""
+    hessian: Literal["gauss_newton", "hutchinson", "exact"] = "gauss_newton"
+    """obd only: how the Hessian diagonal is estimated. gauss_newton: the diagonal of the
+    generalised Gauss-Newton matrix, exact over the classes (positive, deterministic; equals the
+    Hessian diagonal for ReLU nets without BatchNorm); hutchinson: E[z * Hz] with Rademacher
+    probes (the full Hessian, noisy); exact: one Hessian-vector product per weight (tiny nets)."""
+    saliency_batches: int = Field(default=8, ge=1, le=1000)
+    """obd, fisher, taylor, apoz: training batches (of the dense batch size, drawn by a seeded
+    generator) the saliency is averaged over."""
 
     @model_validator(mode="after")
     def _criterion_fits_granularity(self) -> PruneSpec:
@@ -201,6 +211,13 @@ class PruneSpec(Spec):
             )
         if self.granularity == "structured" and self.output_rate is not None:
             raise ValueError("prune.output_rate: structured pruning never removes output classes")
+        # a field no criterion reads would split identical work into several ids: refuse it
+        if self.hessian != "gauss_newton" and self.criterion != "obd":
+            raise ValueError(f"prune.hessian: only the obd criterion reads it, not "
+                             f"{self.criterion!r}; leave it at its default")
+        if self.saliency_batches != 8 and self.criterion not in DATA_CRITERIA:
+            raise ValueError(f"prune.saliency_batches: {self.criterion!r} needs no data; only "
+                             f"{', '.join(DATA_CRITERIA)} read it")
         return self
 
     def rate_for(self, kind: str) -> float:
@@ -221,6 +238,11 @@ class ArmOptions(Spec):
     """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs)."""
     finetune_lr: float | None = Field(default=None, gt=0.0)
     """None = the dense lr times 0.01 (Rethinking: 1e-3 after 0.1)."""
+    lr: float | None = Field(default=None, gt=0.0, le=10.0)
+    """This arm's own learning rate (`study tune` finds one per arm, so no baseline is starved);
+    None = the dense lr (finetune: finetune_lr)."""
+    weight_decay: float | None = Field(default=None, ge=0.0)
+    """This arm's own weight decay (tuned where the space says so); None = the dense one."""
 
 
 class TrialSpec(Spec):
@@ -246,8 +268,8 @@ class TrialSpec(Spec):
             raise ValueError(f"round: {self.round} outside 1..{self.prune.rounds} (prune.rounds)")
         if self.stage == "imp" and self.arm != "lottery":
             raise ValueError("stage 'imp' is the lottery arm of an IMP round")
-        if self.stage == "arm" and self.arm in ("dense", "lottery"):
-            raise ValueError(f"arm {self.arm!r} belongs to stage 'dense'/'imp', not 'arm'")
+        if self.stage == "arm" and self.arm == "dense":
+            raise ValueError("arm 'dense' belongs to stage 'dense', not 'arm'")
         if self.prune.criterion == "bn_scale":
             from study.models.registry import has_batchnorm
 

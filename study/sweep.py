@@ -165,16 +165,19 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
+    cpus, gpus = space.resources.cpu, space.resources.gpu
     # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
     # cluster whose trials last seconds. Let as many wait as there are CPUs.
     slots = max(2, int(ray.cluster_resources().get("CPU", 2) / max(space.resources.cpu, 0.01)))
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
+    if gpus > 0 and ray.cluster_resources().get("GPU", 0) < gpus:
+        raise ConnectionError(f"the space asks for resources.gpu={gpus:g} per trial but this Ray "
+                              "cluster has no GPU; join a GPU cluster or set resources.gpu=0")
     # Reusing trial actors saves seconds per trial, but pins a chain's trials to one node:
     # reuse only where there is a single node.
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
-    cpus, gpus = space.resources.cpu, space.resources.gpu
     trainable = make_trainable(space.name, tracker.uri, launch, device, threads_for(space))
     storage = Path(tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(

@@ -44,14 +44,17 @@ class TrainResult:
     diverged_step: int | None = None
 
     def summary(self) -> dict[str, float]:
-        """Early-stop bookkeeping: the step of minimum validation loss and test accuracy there."""
-        rows = [r for r in self.curves if math.isfinite(r["val_loss"])]
-        if not rows:
+        """Early-stop bookkeeping: the step of minimum validation loss and test accuracy there
+        (only the final accuracy when there is no validation split)."""
+        if not self.curves:
             return {}
-        best = min(rows, key=lambda r: r["val_loss"])
-        return {"final_test_acc": self.curves[-1]["test_acc"],
-                "best_val_acc": max(r["val_acc"] for r in rows),
-                "test_acc_at_best_val": best["test_acc"], "early_stop_step": best["step"]}
+        out = {"final_test_acc": self.curves[-1]["test_acc"]}
+        rows = [r for r in self.curves if math.isfinite(r["val_loss"])]
+        if rows:
+            best = min(rows, key=lambda r: r["val_loss"])
+            out.update(best_val_acc=max(r["val_acc"] for r in rows),
+                       test_acc_at_best_val=best["test_acc"], early_stop_step=best["step"])
+        return out
 
 
 class Checkpointer:

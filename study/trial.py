@@ -31,9 +31,13 @@ def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
     ctx = TrialContext(spec, fetch, device)
     setup = ARM_SETUPS[spec.arm](ctx)
     model = setup.model.to(device)
+    lr = spec.options.lr if spec.options.lr is not None else setup.lr
+    train_spec = setup.train or spec.dense.train
+    if spec.options.weight_decay is not None:
+        train_spec = train_spec.model_copy(update={"weight_decay": spec.options.weight_decay})
     if setup.trains:
-        result = train(model, ctx.data, setup.train or spec.dense.train, seed=spec.dense.seed,
-                       total_steps=setup.total_steps, start_step=setup.start_step, lr=setup.lr,
+        result = train(model, ctx.data, train_spec, seed=spec.dense.seed,
+                       total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
                        masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval)
     else:
         result = evaluate_only(model, ctx.data)
