@@ -32,7 +32,7 @@ def _expected_ids(filters):
     from study.space import select
 
     space, _ = load_space("smoke")
-    return {t.id for t in select(space.expand(), filters[1:])}
+    return {t.id for t in select(space.expand(), [f for f in filters if f != "--select"])}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,6 @@ def _study(*args, **kwargs):
                             start_new_session=True, **kwargs)
 
 
-@pytest.mark.slow
 def test_driver_killed_mid_sweep_then_relaunched_ends_with_every_id_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     driver = _study("sweep", "smoke", *SUBSET, "--tracking-uri", uri)
@@ -122,7 +121,6 @@ TWO_NODES = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 def test_two_node_cluster_on_loopback_shares_artifacts(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = tmp_path / "two_nodes.py"
@@ -135,3 +133,47 @@ def test_two_node_cluster_on_loopback_shares_artifacts(tmp_path):
     assert len(nodes) == 2  # trials ran on both nodes, reading each other's artifacts
     assert sorted(r.data.tags["study.id"] for r in runs) == sorted(
         _expected_ids(["--select", "granularity=structured"]))
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield uri
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def test_sweep_logs_to_a_remote_tracking_server(tracking_server, ray_local):
+    select = ["--select", "granularity=structured", "--select", "round=1"]
+    result = CliRunner().invoke(app, ["sweep", "smoke", *select, "--tracking-uri",
+                                      tracking_server])
+    assert result.exit_code == 0, result.output
+    runs = _finished(tracking_server)
+    assert sorted(r.data.tags["study.id"] for r in runs) == sorted(_expected_ids(select))
+    curves = MlflowClient(tracking_server).get_metric_history(runs[0].info.run_id, "val_acc")
+    assert len(curves) >= 1
+
+
+def test_unreachable_tracking_server_fails_fast_with_exit_code_2():
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["run", "smoke", "--tracking-uri", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "unreachable" in result.output and time.monotonic() - start < 30
