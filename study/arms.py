@@ -14,7 +14,7 @@ import torch
 
 from study.context import TrialContext
 from study.models import PrunableNet, count
-from study.pruning import Masks, random_like, shrink
+from study.pruning import Masks, agnostic, random_like, shrink
 from study.specs import TrainSpec
 
 FRESH = 10_000_019  # offset of the seed of every fresh ("random reinit") initialisation
@@ -129,8 +129,22 @@ def supermask(ctx: TrialContext) -> Setup:
     return setup
 
 
+def weight_agnostic(ctx: TrialContext) -> Setup:
+    """Gaier & Ha on a ticket: every survivor one shared value ±w·α per layer, no training.
+
+    Records the whole sweep of w as flat metrics (`study.pruning.agnostic`); the net left for
+    the final evaluation is the θk-signed one at the w best on validation.
+    """
+    theta0 = ctx.fetch_dense("init.pt")
+    setup = _on_mask(ctx, ctx.rewind, ctx.mask)
+    alphas = {n: float(theta0[n].float().std()) for n in ctx.big_template.prunable()}
+    setup.metrics = agnostic.sweep(setup.model, alphas, ctx.data, setup.masks)
+    setup.trains = False
+    return setup
+
+
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
     "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
-    "small_dense": small_dense, "supermask": supermask,
+    "small_dense": small_dense, "supermask": supermask, "weight_agnostic": weight_agnostic,
 }

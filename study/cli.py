@@ -57,6 +57,23 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
     return space, source, trials, tracker
 
 
+def _check_address(address: str | None, timeout: float = 5.0) -> None:
+    """An unreachable Ray address fails in seconds, before anything is written or started."""
+    import socket
+
+    if not address or address == "auto":
+        return
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise fail(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise fail(f"--address {address}: no Ray cluster answers there ({err}); start it with "
+                   "`ray start --head` or fix the address") from None
+
+
 def _check_data(trials) -> None:
     """A dataset whose files are missing fails now, not in the middle of a sweep."""
     from study.data import load_data
@@ -80,6 +97,8 @@ def run(space: SpaceArg,
                                                device)
     counts = run_sequential(loaded, source, trials, tracker, device=device, echo=typer.echo)
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
+    if counts.get("failed"):
+        raise typer.Exit(code=1)
 
 
 AddressOpt = Annotated[str | None, typer.Option(
@@ -97,6 +116,7 @@ def sweep(space: SpaceArg,
           = False,
           device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
+    _check_address(address)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
     from study.plan import describe
@@ -124,6 +144,7 @@ def tune(space: SpaceArg,
          tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
          device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
     """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
+    _check_address(address)
     from study.specs import ARMS
 
     if arm not in ARMS or arm == "dense":

@@ -16,8 +16,8 @@ import torch
 from study.data import Splits, load_data
 from study.models import MODELS, PrunableNet, build_model, count
 from study.models.base import seeded
-from study.pruning import Masks, initial_mask, prune_units, prune_weights
-from study.specs import TrialSpec
+from study.pruning import Masks, draw_batches, initial_mask, prune_units, prune_weights
+from study.specs import DATA_CRITERIA, TrialSpec
 from study.train import train
 
 Fetch = Callable[[TrialSpec, str], dict[str, torch.Tensor]]
@@ -104,7 +104,13 @@ class TrialContext:
         return {n: t.detach().clone() for n, t in model.state_dict().items()}
 
     def prune_round(self) -> tuple[Masks, dict[str, Masks]]:
-        """IMP round r's mask (and, unstructured, Zhou's supermask from the same source)."""
+        """IMP round r's mask (and, unstructured, Zhou's supermask from the same source).
+
+        Data-dependent criteria (obd, fisher, taylor, apoz) score the source net on
+        `prune.saliency_batches` training batches of the dense batch size, unaugmented, drawn by
+        a generator seeded by (seed, the source net's round): every one-shot round scores the
+        dense net on the same batches, so its masks nest as magnitude's do.
+        """
         plan, r, seed = self.spec.prune, self.spec.round, self.spec.dense.seed
         gen = torch.Generator().manual_seed(seed * 1009 + r)
         imp = [p for p in self.spec.parents() if p.stage == "imp"]
@@ -115,10 +121,16 @@ class TrialContext:
         else:  # round 1, or one-shot: prune the trained dense net
             previous = initial_mask(plan, self.big_template)
             source = self.big(self.fetch_dense("final.pt"))
+        batches = None
+        if plan.criterion in DATA_CRITERIA:  # hutchinson's probes also come from this generator
+            source_round = imp[0].round if imp else 0
+            gen = torch.Generator().manual_seed(1_000_003 * (seed + 1) + source_round)
+            batches = draw_batches(self.data.x_train, self.data.y_train, plan.saliency_batches,
+                                   self.spec.dense.train.batch_size, gen)
         if self.structured:
-            return prune_units(plan, r, source, previous, gen), {}
+            return prune_units(plan, r, source, previous, gen, batches), {}
         theta0 = self.big(self.fetch_dense("init.pt"))
-        mask = prune_weights(plan, r, source, theta0, previous, gen)
+        mask = prune_weights(plan, r, source, theta0, previous, gen, batches=batches)
         same_sign = prune_weights(plan, r, source, self.big(self.rewind), previous, gen,
                                   criterion="large_final_same_sign")
         return mask, {"supermask.pt": same_sign}

@@ -12,7 +12,7 @@ import torch
 
 from study.space import Space
 from study.specs import TrialSpec
-from study.tracking import Tracker, UpstreamFailed
+from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer
 from study.trial import TrialRecord, run_trial
 
@@ -45,7 +45,12 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     counts: dict[str, int] = {}
     try:
         for i, spec in enumerate(todo, 1):
-            record = execute(spec, tracker, device)
+            try:
+                record = execute(spec, tracker, device)
+            except (ArtifactError, UpstreamNotReady) as err:
+                echo(f"[{i}/{len(todo)}] {spec.arm} round {spec.round} failed: {err}")
+                counts["failed"] = counts.get("failed", 0) + 1
+                continue
             tracker.record(spec, record.outcome, record.metrics, record.curves, record.artifacts,
                            parent=launch, extra_tags=record.tags)
             counts[record.outcome] = counts.get(record.outcome, 0) + 1

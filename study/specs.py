@@ -205,9 +205,13 @@ class PruneSpec(Spec):
         unstructured = self.granularity == "unstructured"
         allowed = UNSTRUCTURED_CRITERIA if unstructured else STRUCTURED_CRITERIA
         if self.criterion not in allowed:
+            other = "structured" if unstructured else "unstructured"
+            hint = (f" ({self.criterion!r} ranks {'whole units' if unstructured else 'weights'}: "
+                    f"use granularity {other!r})"
+                    if self.criterion in (STRUCTURED_CRITERIA + UNSTRUCTURED_CRITERIA) else "")
             raise ValueError(
                 f"prune.criterion: {self.criterion!r} does not work with {self.granularity} "
-                f"granularity; allowed: {', '.join(allowed)}"
+                f"granularity; allowed: {', '.join(allowed)}{hint}"
             )
         if self.granularity == "structured" and self.output_rate is not None:
             raise ValueError("prune.output_rate: structured pruning never removes output classes")

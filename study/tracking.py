@@ -220,7 +220,15 @@ class Tracker:
         runs = self._runs(f"tags.`study.id` = '{spec.id}' and attributes.status = 'FINISHED'")
         if not runs:
             raise UpstreamNotReady(f"trial {spec.id} ({spec.arm} round {spec.round}) is not done")
-        return _load_verified(self.uri, runs[0].info.run_id, name)
+        run_id = runs[0].info.run_id
+        try:
+            return _load_verified(self.uri, run_id, name)
+        except ArtifactError as err:  # never reuse it: the next launch recomputes that trial
+            retrying(self.client.set_tag, run_id, "study.invalid", str(err)[:500])
+            retrying(self.client.set_terminated, run_id, "FAILED")
+            raise ArtifactError(f"{err}; run {run_id} ({spec.arm} round {spec.round}, id "
+                                f"{spec.id}) is now marked FAILED and will be recomputed by "
+                                "the next launch") from None
 
 
 def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):

@@ -42,6 +42,7 @@ class TrainResult:
     seconds: float
     curves: list[dict[str, float]]
     diverged_step: int | None = None
+    resumed_from: int | None = None  # the checkpoint's step, when training resumed from one
 
     def summary(self) -> dict[str, float]:
         """Early-stop bookkeeping: the step of minimum validation loss and test accuracy there
@@ -145,6 +146,9 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         state = TrainState(**saved["state"])
+        resumed_from = state.step
+    else:
+        resumed_from = None
     _apply(weights, keep)
     model.train()
     # the train loss is summed on the device (no sync per step), exactly as before a resume
@@ -175,7 +179,8 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
             state.loss_sum = float(running)  # a sync: divergence is caught here at the latest
             if not math.isfinite(state.loss_sum):
                 return TrainResult("diverged", state.step, time.perf_counter() - started,
-                                   state.curves, diverged_step=state.step)
+                                   state.curves, diverged_step=state.step,
+                                   resumed_from=resumed_from)
         if evaluate_now:
             _record(model, data, state, on_eval)
             running.zero_()
@@ -183,7 +188,8 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
             state.seconds = time.perf_counter() - started
             checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "state": vars(state).copy()})
-    return TrainResult("finished", state.step, time.perf_counter() - started, state.curves)
+    return TrainResult("finished", state.step, time.perf_counter() - started, state.curves,
+                       resumed_from=resumed_from)
 
 
 def evaluate_only(model: nn.Module, data: Splits) -> TrainResult:

@@ -57,6 +57,9 @@ def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
 
 
 def _tags(result: TrainResult) -> dict[str, str]:
-    if result.diverged_step is None:
-        return {}
-    return {"study.diverged_step": str(result.diverged_step)}
+    tags = {}
+    if result.diverged_step is not None:
+        tags["study.diverged_step"] = str(result.diverged_step)
+    if result.resumed_from is not None:
+        tags["study.resumed_from_step"] = str(result.resumed_from)
+    return tags

@@ -12,9 +12,11 @@ from torch import nn
 
 from study.models.base import PrunableNet
 from study.pruning.criteria import WEIGHT_CRITERIA, unit_scores
+from study.pruning.hessian import Batches
 from study.pruning.masks import Masks, full_masks, prune_lowest
+from study.pruning.saliency import unit_saliency, weight_saliency
 from study.pruning.structured import expand
-from study.specs import PruneSpec
+from study.specs import DATA_CRITERIA, PruneSpec
 
 
 def round_fraction(plan: PruneSpec, kind: str, round_: int) -> float:
@@ -31,21 +33,38 @@ def initial_mask(plan: PruneSpec, big: PrunableNet) -> Masks:
     return full_masks({n: params[n].shape for n in big.prunable()})
 
 
+def _need(batches: Batches | None, criterion: str) -> Batches:
+    if not batches:
+        raise ValueError(f"prune.criterion {criterion!r} scores the net on training batches; "
+                         "pass batches= (TrialContext.prune_round draws them)")
+    return batches
+
+
 def prune_weights(plan: PruneSpec, round_: int, trained: PrunableNet, init: PrunableNet,
-                  mask: Masks, gen: torch.Generator, criterion: str | None = None) -> Masks:
+                  mask: Masks, gen: torch.Generator, criterion: str | None = None,
+                  batches: Batches | None = None) -> Masks:
     """Unstructured: rank weights by `criterion` (default the plan's) and drop the lowest."""
-    score = WEIGHT_CRITERIA[criterion or plan.criterion]
-    final, start = dict(trained.named_parameters()), dict(init.named_parameters())
+    name = criterion or plan.criterion
     kinds = trained.prunable()
-    scores = {n: score(final[n].detach().cpu(), start[n].detach().cpu(), gen) for n in kinds}
+    if name in DATA_CRITERIA:
+        scores = weight_saliency(name, trained, list(kinds), _need(batches, name), plan.hessian,
+                                 gen)
+    else:
+        score = WEIGHT_CRITERIA[name]
+        final, start = dict(trained.named_parameters()), dict(init.named_parameters())
+        scores = {n: score(final[n].detach().cpu(), start[n].detach().cpu(), gen) for n in kinds}
     fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
     return prune_lowest(scores, mask, fractions, plan.scope)
 
 
 def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
-                gen: torch.Generator) -> Masks:
+                gen: torch.Generator, batches: Batches | None = None) -> Masks:
     """Structured: rank the units of `trained` (a net shrunk to `mask`) and drop the lowest."""
-    scores = expand(unit_scores(trained, plan.criterion, gen), mask)
+    if plan.criterion in DATA_CRITERIA:
+        raw = unit_saliency(plan.criterion, trained, _need(batches, plan.criterion))
+    else:
+        raw = unit_scores(trained, plan.criterion, gen)
+    scores = expand(raw, mask)
     modules = dict(trained.named_modules())
     fractions = {
         g.name: round_fraction(
