@@ -62,6 +62,8 @@ class Space(BaseModel):
                        "small_dense", "supermask"]
     """Control arms trained on every round's mask (dense and lottery always run)."""
     resources: Resources = Resources()
+    checkpoint_every: int = Field(default=500, ge=1)
+    """Training steps between a sweep trial's checkpoints (a killed trial resumes from the last)."""
     tune: dict[str, tuple[float, float]] = {"lr": (1e-4, 1.0)}
     """Log-uniform ranges `study tune` searches for each arm: lr, and weight_decay if given."""
 

@@ -27,7 +27,7 @@ from study.specs import TrialSpec
 from study.tracking import Tracker
 from study.train import Checkpointer
 
-CHECKPOINT_EVERY = 500
+CHECKPOINT_EVERY = 500  # training steps between checkpoints, unless the space says otherwise
 
 
 class DependencySearcher(Searcher):
@@ -84,15 +84,16 @@ class TuneCheckpointer(Checkpointer):
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def make_trainable(experiment: str, uri: str, launch: str, device: str, threads: int):
+def make_trainable(experiment: str, uri: str, launch: str, device: str, threads: int,
+                   checkpoint_every: int = CHECKPOINT_EVERY):
     """The Tune function trainable: run one trial and record it (once) in the store."""
 
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
         spec = TrialSpec.model_validate_json(config["spec"])
-        tracker = Tracker(experiment, uri)
+        tracker = Tracker(experiment, uri, probe=False)
         if spec.id not in tracker.done():  # a retry after the record was written: nothing to do
-            record = execute(spec, tracker, device, TuneCheckpointer(CHECKPOINT_EVERY))
+            record = execute(spec, tracker, device, TuneCheckpointer(checkpoint_every))
             node = {"study.node": ray.get_runtime_context().get_node_id()}
             tracker.record(spec, record.outcome, record.metrics, record.curves,
                            record.artifacts, parent=launch, extra_tags={**record.tags, **node})
@@ -178,8 +179,10 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
-    trainable = make_trainable(space.name, tracker.uri, launch, device, threads_for(space))
-    storage = Path(tempfile.mkdtemp(prefix="study-tune-"))
+    trainable = make_trainable(space.name, tracker.uri, launch, device, threads_for(space),
+                               space.checkpoint_every)
+    given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
+    storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo),
@@ -193,7 +196,8 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     try:
         results = tuner.fit()
     finally:
-        shutil.rmtree(storage, ignore_errors=True)
+        if not given:
+            shutil.rmtree(storage, ignore_errors=True)
     failed = sum(r.error is not None for r in results)
     tracker.end_launch(launch, failed=bool(failed))
     blocked = len(todo) - len(searcher.done - done) - failed

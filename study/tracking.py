@@ -117,16 +117,18 @@ def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
 class Tracker:
     """One experiment in one tracking store: record trials, find them, read their artifacts."""
 
-    def __init__(self, experiment: str, uri: str | None = None) -> None:
+    def __init__(self, experiment: str, uri: str | None = None, probe: bool = True) -> None:
+        """`probe`: fail in seconds if a server is down (the CLI); workers retry instead."""
         self.uri = uri or default_uri()
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        _probe(self.uri)
+        if probe:
+            _probe(self.uri)
         self.client = MlflowClient(self.uri)
         self.experiment_name = experiment
         try:
-            found = self.client.get_experiment_by_name(experiment)
+            found = retrying(self.client.get_experiment_by_name, experiment)
         except Exception as err:
             raise TrackingError(f"tracking store {self.uri} cannot be used: {err}; check "
                                 "--tracking-uri / MLFLOW_TRACKING_URI") from err
