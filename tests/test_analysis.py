@@ -141,7 +141,7 @@ def test_scaling_figure_fits_power_laws_or_says_why():
     rows = []
     for width, n in ((0.5, 500), (1.0, 1000), (2.0, 2000)):
         for arm in ("lottery", "finetune", "small_dense", "scratch_b"):
-            for seed in range(3):
+            for _ in range(3):
                 rows.append({"arm": arm, "width": width, "granularity": "unstructured",
                              "nonzero_weights": n * (0.5 if arm in ("lottery", "finetune")
                                                      else 1),
