@@ -16,6 +16,7 @@ from study.cli import app
 BASE = {"train": "{'lr': 0.1, 'steps': 20}", "model": "{'name': 'mlp', 'hidden': [8]}",
         "prune": "{'rate': 0.5, 'rounds': 1}", "data": "{'name': 'mnist1d'}"}
 TRIED = {"count": 0, "clear": 0}
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
 
 
 def _space(folder: Path, **sections: str) -> Path:
@@ -67,7 +68,7 @@ def test_invalid_space_fields_exit_2_with_the_field_named(tmp_path, sections, ne
     _assert_clear(result, store, *needles)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(lr=st.one_of(st.floats(max_value=0.0, allow_nan=False), st.floats(min_value=10.001),
                     st.text(max_size=5).map(repr), st.just("None"), st.just("[0.1]")),
        rate=st.floats(allow_nan=True))
@@ -81,7 +82,7 @@ def test_random_bad_rates_and_learning_rates(tmp_path, lr, rate):
     _assert_clear(result, store, "train.lr")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12))
 def test_unknown_model_names_list_the_known_ones(tmp_path, name):
     from study.models import MODELS
