@@ -185,9 +185,14 @@ def analyze(experiment: Annotated[str, typer.Argument(help="The MLflow experimen
             out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
             tracking_uri: UriOpt = None) -> None:
     """Figures, tables and the statistical verdict for EXPERIMENT."""
+    from analysis import AnalysisError
     from analysis import analyze as run_analysis
 
-    report = run_analysis(experiment, out or Path("out") / experiment, tracking_uri)
+    try:
+        report = run_analysis(experiment, out or Path("out") / experiment, tracking_uri,
+                              echo=typer.echo)
+    except AnalysisError as err:
+        raise fail(str(err)) from None
     typer.echo(f"report: {report}")
 
 
