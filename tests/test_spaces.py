@@ -40,6 +40,9 @@ EXPECTED = {
     "rethinking_cifar": (220, {("dense", "dense"): 20, ("imp", "lottery"): 50,
                                ("arm", "scratch_b"): 50, ("arm", "finetune"): 50},
                          {3, 2}, [0, 1, 2, 3, 4]),
+    "criteria": (1086, {("dense", "dense"): 6, ("imp", "lottery"): 360,
+                         ("arm", "reinit"): 360, ("arm", "weight_agnostic"): 360},
+                 {3}, [0, 1, 2]),
     "lr_regimes": (2760, {("dense", "dense"): 40, ("imp", "lottery"): 1360,
                           ("arm", "reinit"): 1360}, {12, 5}, [0, 1, 2, 3, 4]),
 }

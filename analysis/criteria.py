@@ -1,0 +1,186 @@
+"""The `criteria` study: accuracy vs remaining weights per criterion, where the lottery effect
+appears per criterion, whether gradual pruning beats one-shot, and the weight-agnostic sweep.
+
+Input is the tidy runs frame of `analysis.load.load_runs` (one row per run: arm, criterion,
+granularity, schedule, round, seed, ticket, remaining_pct, final_test_acc, ...); statistics are
+`analysis.stats`'s paired t intervals and Holm correction, so every table here reads like the
+main report's. Every function returns a Figure or a DataFrame and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from analysis.stats import ALPHA, CONDITION, MIN_SEEDS, compare, holm, t_interval  # noqa: E402
+
+CELL = CONDITION  # dataset, model, width, lr, warmup, granularity, scope, criterion, schedule,
+# rewind_step, round: a table row never pools two of these
+WA_KEY = re.compile(r"^(?:metrics\.)?wa_(signed|positive)_(val|test)_acc_w(-?[0-9.e+-]+)$")
+
+
+def _panels(frame: pd.DataFrame, sharey: bool = True):
+    rows = sorted(frame["dataset"].dropna().unique())
+    cols = sorted(frame["granularity"].dropna().unique())
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey=sharey,
+                             figsize=(4.6 * len(cols), 3.4 * len(rows)))
+    return fig, axes, rows, cols
+
+
+def accuracy_vs_remaining(frame: pd.DataFrame, arm: str = "lottery",
+                          metric: str = "final_test_acc") -> plt.Figure:
+    """One panel per dataset x granularity: `arm`'s accuracy (mean and 95% band over seeds) vs
+    the percentage of weights remaining, log x reversed (sparser to the right, as in LTH), one
+    colour per criterion, solid iterative / dashed one-shot; the dense net starts each curve."""
+    rows = frame[frame.arm.isin([arm, "dense"]) & frame.granularity.isin(
+        ["unstructured", "structured"])].copy()
+    if not (rows.arm == arm).any():
+        raise ValueError(f"no {arm!r} runs with a granularity in the frame")
+    rows["accuracy (%)"] = 100.0 * rows[metric].astype(float)
+    fig, axes, datasets, grans = _panels(rows)
+    criteria = sorted(rows.criterion.dropna().unique())
+    palette = dict(zip(criteria, sns.color_palette("colorblind", len(criteria)), strict=True))
+    for i, dataset in enumerate(datasets):
+        for j, gran in enumerate(grans):
+            ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
+            if not cell.empty:
+                sns.lineplot(cell, x="remaining_pct", y="accuracy (%)", hue="criterion",
+                             style="schedule", style_order=["iterative", "oneshot"],
+                             palette=palette, markers=True, errorbar=("ci", 95), ax=ax,
+                             legend=(i, j) == (0, len(grans) - 1))
+            ax.set_xscale("log")
+            if not ax.xaxis_inverted():
+                ax.invert_xaxis()
+            ax.set(title=f"{dataset}, {gran}", xlabel="weights remaining (%)")
+    if axes[0][-1].get_legend() is not None:
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.suptitle(f"{arm}: accuracy vs weights remaining, by pruning criterion")
+    fig.tight_layout()
+    return fig
+
+
+def lottery_effect(frame: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
+    """Per dataset x granularity x criterion x schedule x round: lottery - reinit paired by seed
+    within ticket and round; mean gap, paired t 95% interval, Holm-adjusted p; `effect` when the
+    t interval excludes zero, `effect_holm` when the Holm-corrected test also rejects."""
+    table = compare(frame, "lottery", "reinit", metric)
+    if table.empty:
+        return pd.DataFrame(columns=[*CELL, "remaining_pct", "n", "mean_gap", "t_low", "t_high",
+                                     "p_holm", "effect", "effect_holm"])
+    table = table.rename(columns={"mean": "mean_gap"})
+    table["effect"] = (table.n >= 2) & ((table.t_low > 0) | (table.t_high < 0))
+    table["effect_holm"] = table.p_holm < ALPHA
+    keep = [*CELL, "remaining_pct", "n", "mean_gap", "t_low", "t_high", "p_holm", "effect",
+            "effect_holm"]
+    return table[keep].sort_values(CELL).reset_index(drop=True)
+
+
+def which_criteria(effects: pd.DataFrame) -> pd.DataFrame:
+    """Summary of `lottery_effect`: per dataset x granularity x criterion x schedule, at how many
+    sparsity levels the lottery effect appears, the mean gap, and the sparsest such level."""
+    def summary(group: pd.DataFrame) -> pd.Series:
+        hits = group[group.effect & (group.mean_gap > 0)]
+        return pd.Series({"levels": len(group), "levels_with_effect": len(hits),
+                          "mean_gap": group.mean_gap.mean(),
+                          "sparsest_effect_pct": hits.remaining_pct.min() if len(hits) else np.nan,
+                          "shows_effect": len(hits) > 0})
+    keys = [c for c in CELL if c != "round"]
+    return effects.groupby(keys, dropna=False).apply(summary, include_groups=False).reset_index()
+
+
+def schedule_effect(frame: pd.DataFrame, arm: str = "lottery",
+                    metric: str = "final_test_acc") -> pd.DataFrame:
+    """Iterative - one-shot at the same sparsity, paired by seed (both prune the same dense
+    net): "pruning a lot at once hurts more than pruning gradually" predicts a positive gap."""
+    key = [c for c in CELL if c != "schedule"] + ["seed"]
+    runs = [frame[(frame.arm == arm) & (frame.schedule == s)][key + [metric]]
+            for s in ("iterative", "oneshot")]
+    wide = runs[0].merge(runs[1], on=key, suffixes=("_it", "_os"))  # NaN keys match NaN
+    wide["gap"] = wide[f"{metric}_it"] - wide[f"{metric}_os"]
+    wide = wide.dropna(subset=["gap"])
+    if wide.empty:
+        return pd.DataFrame(columns=[*key[:-1], "n", "mean_gap", "t_low", "t_high", "p",
+                                     "p_holm", "effect"])
+    out = []
+    for cell, group in wide.groupby(key[:-1], dropna=False):
+        gaps = group.gap.to_numpy(dtype=float)
+        low, high, p = t_interval(gaps) if len(gaps) > 1 else (np.nan, np.nan, np.nan)
+        out.append({**dict(zip(key[:-1], cell, strict=True)), "n": len(gaps),
+                    "mean_gap": gaps.mean(), "t_low": low, "t_high": high, "p": p})
+    table = pd.DataFrame(out)
+    testable = table.n >= MIN_SEEDS
+    table["p_holm"] = np.nan
+    if testable.any():
+        table.loc[testable, "p_holm"] = holm(table.loc[testable, "p"].fillna(1.0).to_numpy())
+    table["effect"] = (table.t_low > 0) | (table.t_high < 0)
+    return table
+
+
+def weight_agnostic_sweep(runs: pd.DataFrame) -> pd.DataFrame:
+    """The flat `wa_{signs}_{split}_acc_w{w}` metrics of weight_agnostic runs, long: one row per
+    run x signs x split x w. `runs` has the runs' metrics as columns (named with or without
+    mlflow.search_runs' `metrics.` prefix) beside the tidy columns (criterion, seed, ...)."""
+    found = {c: WA_KEY.match(c) for c in runs.columns}
+    found = {c: m for c, m in found.items() if m}
+    if not found:
+        raise ValueError("no wa_*_acc_w* metrics: are these weight_agnostic runs?")
+    ids = [c for c in runs.columns if c not in found and not c.startswith("metrics.")]
+    long = runs.melt(id_vars=ids, value_vars=list(found), var_name="key", value_name="accuracy")
+    parts = long.key.map(lambda k: found[k].groups())
+    long["signs"], long["split"] = parts.str[0], parts.str[1]
+    long["w"] = parts.str[2].astype(float)
+    return long.drop(columns="key").dropna(subset=["accuracy"])
+
+
+def load_weight_agnostic(experiment: str, uri: str) -> pd.DataFrame:
+    """`weight_agnostic_sweep` of an experiment's finished weight_agnostic runs (MLflow)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ValueError(f"unknown experiment {experiment!r} in {uri}")
+    query = "tags.`study.arm` = 'weight_agnostic' and tags.`study.outcome` = 'finished'"
+    rows, token = [], None
+    while True:
+        page = client.search_runs([found.experiment_id], query, max_results=5000,
+                                  page_token=token)
+        rows += [{**{k.removeprefix("study."): v for k, v in r.data.tags.items()
+                     if k.startswith("study.") and not k.startswith("study.sha256")},
+                  **{k: v for k, v in r.data.metrics.items() if WA_KEY.match(k)}}
+                 for r in page]
+        token = page.token
+        if not token:
+            break
+    if not rows:
+        raise ValueError(f"experiment {experiment!r} has no finished weight_agnostic runs")
+    tidy = pd.DataFrame(rows)
+    tidy[["round", "seed"]] = tidy[["round", "seed"]].apply(pd.to_numeric)
+    return weight_agnostic_sweep(tidy)
+
+
+def weight_agnostic_figure(long: pd.DataFrame, split: str = "test") -> plt.Figure:
+    """Accuracy without training vs the shared weight w (relative to each layer's θ0 std), one
+    colour per criterion, solid θ0 signs / dashed all positive; chance is 1/classes."""
+    rows = long[long.split == split].copy()
+    rows["accuracy (%)"] = 100.0 * rows.accuracy
+    fig, axes, datasets, grans = _panels(rows)
+    for i, dataset in enumerate(datasets):
+        for j, gran in enumerate(grans):
+            ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
+            if not cell.empty:
+                sns.lineplot(cell, x="w", y="accuracy (%)", hue="criterion", style="signs",
+                             style_order=["signed", "positive"], markers=True, ax=ax,
+                             errorbar=("ci", 95), legend=(i, j) == (0, len(grans) - 1))
+            ax.set_xscale("symlog", linthresh=0.01)
+            ax.set(title=f"{dataset}, {gran}", xlabel="shared weight w (x layer θ0 std)")
+    fig.suptitle(f"weight-agnostic masks: {split} accuracy without training")
+    fig.tight_layout()
+    return fig

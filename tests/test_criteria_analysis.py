@@ -1,0 +1,137 @@
+"""analysis.criteria on a small synthetic tidy frame with planted effects (and absent ones)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import stats as sps
+
+from analysis.criteria import (
+    accuracy_vs_remaining,
+    load_weight_agnostic,
+    lottery_effect,
+    schedule_effect,
+    weight_agnostic_figure,
+    weight_agnostic_sweep,
+    which_criteria,
+)
+
+SEEDS = range(4)
+NOISE = [0.01, -0.01, 0.004, -0.004]  # mean 0: a planted gap of 0 must not read as an effect
+PLANS = [("unstructured", "magnitude"), ("unstructured", "random"), ("structured", "l1_filter")]
+LOTTERY_GAP = {"magnitude": 0.05, "random": 0.0, "l1_filter": 0.0}
+GRADUAL_GAP = {"magnitude": 0.02, "random": 0.0, "l1_filter": 0.01}
+
+
+def synthetic() -> pd.DataFrame:
+    """The tidy frame `analysis.load.load_runs` makes, for 3 plans x 2 schedules x 3 rounds."""
+    rows = []
+    base = {"dataset": "mnist1d", "model": "mlp", "width": 1.0, "lr": 0.05, "warmup": 0,
+            "scope": "layerwise", "rewind_step": 0}
+    for gran, crit in PLANS:
+        for schedule in ("iterative", "oneshot"):
+            for seed in SEEDS:
+                ticket = f"{crit}-{schedule}-{seed}"
+                cond = {**base, "granularity": gran, "criterion": crit, "schedule": schedule,
+                        "seed": seed, "ticket": ticket}
+                rows.append({**cond, "arm": "dense", "stage": "dense", "round": 0,
+                             "remaining_pct": 100.0, "final_test_acc": 0.9})
+                for r in (1, 2, 3):
+                    reinit = 0.85 - 0.05 * r + (GRADUAL_GAP[crit] if schedule == "iterative"
+                                                else 0.0)
+                    for arm, acc in (("reinit", reinit),
+                                     ("lottery", reinit + LOTTERY_GAP[crit] + NOISE[seed])):
+                        rows.append({**cond, "arm": arm, "round": r, "final_test_acc": acc,
+                                     "stage": "imp" if arm == "lottery" else "arm",
+                                     "remaining_pct": 100 * 0.4**r})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_figure_has_a_log_reversed_axis_per_granularity():
+    fig = accuracy_vs_remaining(synthetic())
+    axes = fig.axes[:2]
+    assert [ax.get_title() for ax in axes] == ["mnist1d, structured", "mnist1d, unstructured"]
+    assert all(ax.get_xscale() == "log" and ax.xaxis_inverted() for ax in axes)
+    labels = {t.get_text() for t in fig.axes[1].get_legend().get_texts()}
+    assert {"magnitude", "random", "iterative", "oneshot"} <= labels
+    with pytest.raises(ValueError, match="supermask"):
+        accuracy_vs_remaining(synthetic(), arm="supermask")
+
+
+def test_lottery_effect_is_a_paired_t_interval_per_criterion_and_level():
+    table = lottery_effect(synthetic())
+    assert len(table) == 3 * 2 * 3  # criterion x schedule x round
+    magnitude = table[table.criterion == "magnitude"]
+    assert magnitude.effect.all() and magnitude.effect_holm.all()
+    assert magnitude.mean_gap.to_numpy() == pytest.approx(0.05)
+    diffs = 0.05 + np.array(NOISE)  # by hand: mean ± t(0.975, 3) · sd / √4
+    half = sps.t.ppf(0.975, 3) * diffs.std(ddof=1) / 2
+    assert magnitude.t_low.to_numpy() == pytest.approx(0.05 - half)
+    assert magnitude.t_high.to_numpy() == pytest.approx(0.05 + half)
+    assert not table[table.criterion != "magnitude"].effect.any()
+
+
+def test_which_criteria_summarises_the_levels_with_an_effect():
+    summary = which_criteria(lottery_effect(synthetic())).set_index(["criterion", "schedule"])
+    assert summary.loc[("magnitude", "iterative"), "levels_with_effect"] == 3
+    assert bool(summary.loc[("magnitude", "oneshot"), "shows_effect"])
+    assert summary.loc[("magnitude", "oneshot"), "sparsest_effect_pct"] == pytest.approx(6.4)
+    assert not summary.loc["random"].shows_effect.any()
+    assert not summary.loc["l1_filter"].shows_effect.any()
+
+
+def test_schedule_effect_pairs_iterative_and_oneshot_by_seed():
+    table = schedule_effect(synthetic()).set_index(["criterion", "round"])
+    assert table.loc[("magnitude", 2), "mean_gap"] == pytest.approx(0.02)
+    assert table.loc[("magnitude", 2), "n"] == len(SEEDS)
+    assert bool(table.loc[("magnitude", 2), "effect"])
+    assert not table.loc["random"].effect.any()
+    assert (table.p_holm >= table.p).all()
+
+
+def wa_runs() -> pd.DataFrame:
+    rows = []
+    for crit in ("magnitude", "random"):
+        for seed in (0, 1):
+            row = {"dataset": "mnist1d", "granularity": "unstructured", "criterion": crit,
+                   "seed": seed, "round": 1}
+            for w in (-1.0, 0.5, 1.0):
+                for signs in ("signed", "positive"):
+                    for split in ("val", "test"):
+                        good = crit == "magnitude" and signs == "signed" and w > 0
+                        row[f"metrics.wa_{signs}_{split}_acc_w{w:g}"] = 0.6 if good else 0.1
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_weight_agnostic_sweep_parses_the_flat_metrics_and_plots_them():
+    long = weight_agnostic_sweep(wa_runs())
+    assert len(long) == 2 * 2 * 3 * 2 * 2
+    assert set(long.w) == {-1.0, 0.5, 1.0} and set(long.signs) == {"signed", "positive"}
+    best = long[(long.criterion == "magnitude") & (long.signs == "signed") & (long.w > 0)]
+    assert (best.accuracy == 0.6).all()
+    fig = weight_agnostic_figure(long)
+    assert fig.axes[0].get_xscale() == "symlog"
+    with pytest.raises(ValueError, match="weight_agnostic"):
+        weight_agnostic_sweep(pd.DataFrame({"criterion": ["magnitude"], "x": [1.0]}))
+
+
+def test_weight_agnostic_runs_load_from_mlflow(store):
+    from mlflow.entities import Metric
+
+    client = MlflowClient(store)
+    exp = client.create_experiment("wa", artifact_location="file:///tmp/wa-artifacts")
+    for seed, arm in ((0, "weight_agnostic"), (1, "weight_agnostic"), (0, "reinit")):
+        run = client.create_run(exp, tags={"study.arm": arm, "study.outcome": "finished",
+                                           "study.criterion": "magnitude", "study.round": "1",
+                                           "study.seed": str(seed), "study.dataset": "digits",
+                                           "study.granularity": "unstructured"})
+        client.log_batch(run.info.run_id, metrics=[
+            Metric("wa_signed_test_acc_w0.5", 0.5 + seed / 10, 0, 0),
+            Metric("wa_signed_val_acc_w0.5", 0.4, 0, 0), Metric("final_test_acc", 0.5, 0, 0)])
+        client.set_terminated(run.info.run_id, "FINISHED")
+    long = load_weight_agnostic("wa", store)
+    assert sorted(long[long.split == "test"].accuracy) == pytest.approx([0.5, 0.6])
+    assert set(long.seed) == {0, 1} and (long.w == 0.5).all()
