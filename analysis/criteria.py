@@ -15,9 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.stats import ALPHA, CONDITION, MIN_SEEDS, compare, holm, t_interval  # noqa: E402
 
@@ -47,23 +49,39 @@ def accuracy_vs_remaining(frame: pd.DataFrame, arm: str = "lottery",
     fig, axes, datasets, grans = _panels(rows)
     criteria = sorted(rows.criterion.dropna().unique())
     palette = dict(zip(criteria, sns.color_palette("colorblind", len(criteria)), strict=True))
+    dashes = {"iterative": "", "oneshot": (4, 2)}
     for i, dataset in enumerate(datasets):
         for j, gran in enumerate(grans):
             ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
             if not cell.empty:
                 sns.lineplot(cell, x="remaining_pct", y="accuracy (%)", hue="criterion",
-                             style="schedule", style_order=["iterative", "oneshot"],
-                             palette=palette, markers=True, errorbar=("ci", 95), ax=ax,
-                             legend=(i, j) == (0, len(grans) - 1))
-            ax.set_xscale("log")
-            if not ax.xaxis_inverted():
-                ax.invert_xaxis()
+                             style="schedule", dashes=dashes, palette=palette, markers=True,
+                             errorbar=("ci", 95), ax=ax, legend=False)
+            _percent_axis(ax, rows.remaining_pct)
             ax.set(title=f"{dataset}, {gran}", xlabel="weights remaining (%)")
-    if axes[0][-1].get_legend() is not None:
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    _legend(fig, palette, dashes)
     fig.suptitle(f"{arm}: accuracy vs weights remaining, by pruning criterion")
     fig.tight_layout()
     return fig
+
+
+def _legend(fig: plt.Figure, palette: dict, dashes: dict) -> None:
+    """One legend for all panels (each panel may lack some criteria): colours, then dashes."""
+    handles = [Line2D([], [], color=colour, label=c) for c, colour in palette.items()]
+    handles += [Line2D([], [], color="black", dashes=d or (None, None), label=s)
+                for s, d in dashes.items()]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+
+
+def _percent_axis(ax: plt.Axes, values: pd.Series) -> None:
+    """Log scale, reversed (sparser to the right, as in LTH), ticks at round percentages."""
+    ax.set_xscale("log")
+    ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1)
+             if values.min() * 0.8 <= t <= values.max() * 1.25]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    if not ax.xaxis_inverted():
+        ax.invert_xaxis()
 
 
 def lottery_effect(frame: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
@@ -166,21 +184,29 @@ def load_weight_agnostic(experiment: str, uri: str) -> pd.DataFrame:
     return weight_agnostic_sweep(tidy)
 
 
-def weight_agnostic_figure(long: pd.DataFrame, split: str = "test") -> plt.Figure:
-    """Accuracy without training vs the shared weight w (relative to each layer's θ0 std), one
-    colour per criterion, solid θ0 signs / dashed all positive; chance is 1/classes."""
-    rows = long[long.split == split].copy()
+def weight_agnostic_figure(long: pd.DataFrame, split: str = "test",
+                           round_: int | None = None) -> plt.Figure:
+    """Accuracy without training vs the shared weight w (relative to each layer's θ0 std) at
+    one round (default the deepest), one colour per criterion, solid θ0 signs / dashed all
+    positive; mean and 95% band over seeds."""
+    rows = long[long.split == split]
+    round_ = int(rows["round"].max()) if round_ is None else round_
+    rows = rows[rows["round"] == round_].copy()
     rows["accuracy (%)"] = 100.0 * rows.accuracy
     fig, axes, datasets, grans = _panels(rows)
+    criteria = sorted(rows.criterion.dropna().unique())
+    palette = dict(zip(criteria, sns.color_palette("colorblind", len(criteria)), strict=True))
+    dashes = {"signed": "", "positive": (4, 2)}
     for i, dataset in enumerate(datasets):
         for j, gran in enumerate(grans):
             ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
             if not cell.empty:
                 sns.lineplot(cell, x="w", y="accuracy (%)", hue="criterion", style="signs",
-                             style_order=["signed", "positive"], markers=True, ax=ax,
-                             errorbar=("ci", 95), legend=(i, j) == (0, len(grans) - 1))
+                             dashes=dashes, palette=palette, markers=True, ax=ax,
+                             errorbar=("ci", 95), legend=False)
             ax.set_xscale("symlog", linthresh=0.01)
             ax.set(title=f"{dataset}, {gran}", xlabel="shared weight w (x layer θ0 std)")
-    fig.suptitle(f"weight-agnostic masks: {split} accuracy without training")
+    _legend(fig, palette, dashes)
+    fig.suptitle(f"weight-agnostic masks, round {round_}: {split} accuracy without training")
     fig.tight_layout()
     return fig

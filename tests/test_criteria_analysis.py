@@ -54,8 +54,9 @@ def test_accuracy_figure_has_a_log_reversed_axis_per_granularity():
     axes = fig.axes[:2]
     assert [ax.get_title() for ax in axes] == ["mnist1d, structured", "mnist1d, unstructured"]
     assert all(ax.get_xscale() == "log" and ax.xaxis_inverted() for ax in axes)
-    labels = {t.get_text() for t in fig.axes[1].get_legend().get_texts()}
-    assert {"magnitude", "random", "iterative", "oneshot"} <= labels
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend for all panels
+    assert labels == ["l1_filter", "magnitude", "random", "iterative", "oneshot"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["100", "50", "20", "10"]
     with pytest.raises(ValueError, match="supermask"):
         accuracy_vs_remaining(synthetic(), arm="supermask")
 
@@ -113,7 +114,7 @@ def test_weight_agnostic_sweep_parses_the_flat_metrics_and_plots_them():
     best = long[(long.criterion == "magnitude") & (long.signs == "signed") & (long.w > 0)]
     assert (best.accuracy == 0.6).all()
     fig = weight_agnostic_figure(long)
-    assert fig.axes[0].get_xscale() == "symlog"
+    assert fig.axes[0].get_xscale() == "symlog" and "round 1" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="weight_agnostic"):
         weight_agnostic_sweep(pd.DataFrame({"criterion": ["magnitude"], "x": [1.0]}))
 
