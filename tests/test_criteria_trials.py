@@ -131,3 +131,12 @@ def test_the_criteria_space_crosses_criteria_schedules_and_datasets_on_shared_de
     oneshot = [t for t in trials if t.prune and t.prune.schedule == "oneshot"]
     assert all(math.isclose(t.prune.rate, 0.6) or t.prune.granularity == "structured"
                for t in oneshot)
+
+
+def test_weight_agnostic_choice_breaks_ties_towards_one_and_never_looks_at_test():
+    flat = {agnostic.key("signed", "val", w): 0.5 for w in agnostic.SHARED_WEIGHTS}
+    assert agnostic._choose(flat, "signed") == 1.0  # all tied: |w| nearest 1, positive
+    flat[agnostic.key("signed", "val", -0.1)] = 0.6
+    assert agnostic._choose(flat, "signed") == -0.1
+    no_val = {k: math.nan for k in flat}  # val_fraction 0: the default w, not the test split
+    assert agnostic._choose(no_val, "signed") == 1.0

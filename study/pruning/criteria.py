@@ -1,7 +1,8 @@
-"""Ranking criteria: a higher score means more worth keeping.
+"""Ranking criteria that read weights only: a higher score means more worth keeping.
 
 Unstructured criteria score each weight from its trained value w_T and its initial value w_0;
-structured criteria score each unit (neuron or filter) of a `UnitGroup`.
+structured criteria score each unit (neuron or filter) of a `UnitGroup`. The criteria that also
+read training data (obd, fisher, taylor, apoz) are in `saliency.py`; `rounds.py` dispatches.
 """
 
 from __future__ import annotations
