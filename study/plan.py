@@ -17,7 +17,7 @@ CALIBRATION_STEPS = 30
 def budget(spec: TrialSpec) -> int:
     """Training steps a trial will take (Scratch-B at its cap: an upper bound)."""
     total = spec.dense.total_steps()
-    if spec.arm == "supermask":
+    if spec.arm in ("supermask", "weight_agnostic"):  # evaluated, never trained
         return 0
     if spec.arm == "finetune":
         return round(total * spec.options.finetune_fraction)

@@ -192,8 +192,11 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
                        resumed_from=resumed_from)
 
 
-def evaluate_only(model: nn.Module, data: Splits) -> TrainResult:
-    """An untrained arm (supermask): one evaluation at step 0, no optimisation."""
+def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None) -> TrainResult:
+    """An untrained arm (supermask): its mask applied, one evaluation at step 0, no training."""
+    params = dict(model.named_parameters())
+    for name, mask in (masks or {}).items():
+        _apply([params[name]], [mask.to(params[name].device, params[name].dtype)])
     state = TrainState(step=0)
     _record(model, data, state, None)
     return TrainResult("finished", 0, 0.0, state.curves)

@@ -40,7 +40,7 @@ def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
                        total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
                        masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval)
     else:
-        result = evaluate_only(model, ctx.data)
+        result = evaluate_only(model, ctx.data, setup.masks)
     counts = count(model, setup.masks)
     metrics = {
         **result.summary(), **setup.metrics,

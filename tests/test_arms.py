@@ -148,11 +148,21 @@ def test_structured_arms_train_a_physically_smaller_net(chains):
     assert lottery.model.widths == [8, 8]  # 32 -> 16 -> 8 units per hidden layer
 
 
-def test_supermask_is_not_trained(chains):
+def test_supermask_is_not_trained_and_is_evaluated_on_its_mask(chains):
     spec = TrialSpec(stage="arm", arm="supermask", round=2, dense=DENSE,
                      prune=PLANS["unstructured"])
     record = run_trial(spec, chains["unstructured"].fetch)
     assert record.metrics["train_steps"] == 0 and len(record.curves) == 1
+    supermask = chains["unstructured"].fetch(_imp(2), "supermask.pt")
+    kept = sum(int(m.sum()) for m in supermask.values())
+    assert record.metrics["nonzero_weights"] == kept < record.metrics["total_weights"]
+    setup, _ = setup_of(chains, "unstructured", "supermask")
+    from study.train import evaluate_only
+
+    evaluate_only(setup.model, TrialContext(spec, chains["unstructured"].fetch).data,
+                  setup.masks)
+    weights = setup.model.state_dict()["layers.0.weight"]
+    assert (weights[~supermask["layers.0.weight"]] == 0).all()
 
 
 def test_same_spec_and_seed_reproduce_the_same_metrics(chains):
