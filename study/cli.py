@@ -196,6 +196,37 @@ def analyze(experiment: Annotated[str, typer.Argument(help="The MLflow experimen
     typer.echo(f"report: {report}")
 
 
+@app.command()
+def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, under 3 minutes "
+                                              "on 2 cores (2 s orchestration trials).")] = False,
+          out: Annotated[Path, typer.Option(help="bench.json, bench/speed PNG+PDF.")]
+          = Path("out") / "bench",
+          tracking_uri: Annotated[str | None, typer.Option(
+              "--tracking-uri", help="A store with a finished quickstart: adds its wall time "
+              "against the critical path.")] = None,
+          part: Annotated[list[str] | None, typer.Option(
+              "--part", help="Run only these: trainer, orchestration, inference, efficiency.")]
+          = None,
+          threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
+          docs: Annotated[bool, typer.Option(help="Copy speed.png to docs/figures/.")] = True,
+          profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
+          = False) -> None:
+    """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
+    from study.bench import PARTS, BenchConfig, run_bench
+
+    unknown = sorted(set(part or []) - set(PARTS))
+    if unknown:
+        raise fail(f"--part {', '.join(unknown)}: unknown; allowed: {', '.join(PARTS)}")
+    config = BenchConfig.for_mode(quick, threads=threads, tracking_uri=tracking_uri,
+                                  parts=tuple(p for p in PARTS if p in (part or PARTS)))
+    root = Path(__file__).resolve().parents[1]
+    figure = (root if (root / "pyproject.toml").exists() else Path.cwd()) / "docs" / "figures"
+    results = run_bench(config, out, figure / "speed.png" if docs else None, echo=typer.echo,
+                        profile=profile)
+    typer.echo(results["table"])
+    typer.echo(f"wrote {', '.join(results['files'].values())}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,16 @@
+"""`study bench`: the study's own speed, measured against bare PyTorch, and what pruning buys.
+
+Four parts, every number a ratio of things timed side by side in the same run:
+
+- `trainer`: `study.train.train` against a minimal hand-written loop (samples/s), with and
+  without 80% masks;
+- `orchestration`: one trial through `study run`'s path against `study sweep`'s (Ray Tune +
+  MLflow), fixed start-up costs apart, and 2 trials side by side against one after the other;
+- `inference`: dense, zeros kept dense, CSR kernels and physically shrunk nets, per sparsity;
+- `efficiency`: steps a sweep trains against a naive per-arm pipeline, and a finished sweep's
+  wall time against its critical path.
+"""
+
+from study.bench.suite import PARTS, BenchConfig, run_bench
+
+__all__ = ["PARTS", "BenchConfig", "run_bench"]

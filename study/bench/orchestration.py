@@ -1,0 +1,168 @@
+"""Orchestration overhead: one trial through `study run`'s path against the same trial in a sweep.
+
+The run path is `run_sequential` (execute + Tracker.record into a temporary SQLite store), in
+this process, warm. The sweep path is `run_sweep` on local Ray: Tune, a trial actor in a fresh
+worker process, the record written from there. Both paths run in turn (run, sweep, sweep, run,
+...) on a fresh experiment each time, so nothing is skipped as already done. Fixed costs that a
+whole session pays once (MLflow store creation, ray.init) are timed on their own.
+
+Parallel efficiency: two independent trials in one sweep, one after the other
+(`max_concurrent=1`) against side by side (`max_concurrent=2`), on as many Ray CPUs as cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from study.bench.timing import median, timed, torch_threads
+from study.space import Space
+from study.specs import DataSpec, DenseSpec, ModelSpec, TrainSpec, TrialSpec
+from study.tracking import Tracker
+
+CALIBRATION_STEPS = 300
+TRIAL = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "batch_size": 100}  # quickstart's MLP
+
+
+@contextlib.contextmanager
+def _mlflow_quiet():
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def dense_trial(steps: int, seed: int = 0) -> TrialSpec:
+    """The quickstart's dense MLP on MNIST-1D, `steps` long, evaluated 10 times."""
+    train = TrainSpec(steps=steps, eval_every=max(1, steps // 10), **TRIAL)
+    dense = DenseSpec(data=DataSpec(name="mnist1d"), model=ModelSpec(name="mlp", hidden=(100, 100)),
+                      train=train, seed=seed)
+    return TrialSpec(stage="dense", arm="dense", dense=dense)
+
+
+def _space(name: str) -> Space:
+    """A space only for its name (the experiment) and resources (1 CPU per trial)."""
+    return Space(name=name, train={"steps": 1}, arms=[])
+
+
+def run_path(name: str, uri: str, trials: list[TrialSpec]) -> float:
+    """Wall seconds of `study run`'s path for `trials` into experiment `name`."""
+    from study.runner import run_sequential
+
+    def go() -> None:
+        with torch_threads(1):  # run_sequential sets the trial's threads; restore afterwards
+            run_sequential(_space(name), "", trials, Tracker(name, uri), echo=lambda s: None)
+
+    return timed(go)[0]
+
+
+def sweep_path(name: str, uri: str, trials: list[TrialSpec], max_concurrent: int | None = None,
+               ) -> float:
+    """Wall seconds of `study sweep`'s path (Ray Tune, Ray already started) for `trials`."""
+    from study.sweep import run_sweep
+
+    def go() -> None:
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            counts = run_sweep(_space(name), "", trials, Tracker(name, uri),
+                               max_concurrent=max_concurrent, echo=lambda s: None)
+        if counts.get("done") != len(trials):
+            raise RuntimeError(f"bench sweep {name}: {counts}\n{sink.getvalue()[-2000:]}")
+
+    return timed(go)[0]
+
+
+def trial_runs(uri: str, name: str) -> list[dict]:
+    """The trial runs of an experiment: train_seconds and the record's start/end (seconds)."""
+    tracker = Tracker(name, uri)
+    runs = tracker.client.search_runs([tracker.experiment_id],
+                                      "tags.`study.stage` != 'launch'")
+    return [{"id": r.data.tags.get("study.id"), "train_seconds": r.data.metrics["train_seconds"],
+             "start": r.info.start_time / 1e3, "end": r.info.end_time / 1e3} for r in runs]
+
+
+def compute_span(runs: list[dict]) -> float:
+    """From the first trial's training start to the last record's end.
+
+    A run is written right after its trial ends, so its training started about train_seconds
+    before the record did: the span leaves out actor start-up, not training or recording."""
+    return max(r["end"] for r in runs) - min(r["start"] - r["train_seconds"] for r in runs)
+
+
+def calibrate(uri: str, target_seconds: float) -> tuple[int, float]:
+    """Steps for a trial of about `target_seconds`, from a short trial run in this process
+    (which also pays the process's one-off costs before anything is timed)."""
+    run_path("bench-calibrate", uri, [dense_trial(CALIBRATION_STEPS)])
+    per_step = trial_runs(uri, "bench-calibrate")[0]["train_seconds"] / CALIBRATION_STEPS
+    return max(50, round(target_seconds / per_step)), per_step
+
+
+def bench_orchestration(trial_seconds: float, reps: int, parallel: bool = True,
+                        echo=print) -> dict:
+    """Run vs sweep for one trial, fixed costs apart, and 2-trial parallel efficiency."""
+    import ray
+
+    from study.sweep import connect
+
+    folder = Path(tempfile.mkdtemp(prefix="study-bench-"))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    started_ray = not ray.is_initialized()
+    try:
+        with _mlflow_quiet():  # "Creating initial MLflow database tables..."
+            store_s = timed(lambda: Tracker("bench-store", uri))[0]
+        steps, per_step = calibrate(uri, trial_seconds)
+        ray_s = timed(lambda: connect(None, num_cpus=os.cpu_count() or 2))[0]
+        trial = [dense_trial(steps)]
+        walls: dict[str, list[float]] = {"run": [], "sweep": []}
+        for rep in range(reps):
+            for path in ("run", "sweep") if rep % 2 == 0 else ("sweep", "run"):
+                go = run_path if path == "run" else sweep_path
+                walls[path].append(go(f"bench-{path}-{rep}", uri, trial))
+        train = {p: median([trial_runs(uri, f"bench-{p}-{i}")[0]["train_seconds"]
+                            for i in range(reps)]) for p in walls}
+        run_s, sweep_s = median(walls["run"]), median(walls["sweep"])
+        out = {
+            "trial_steps": steps, "seconds_per_step": per_step, "reps": reps,
+            "fixed": {"mlflow_store_create_s": store_s,
+                      "ray_init_s": ray_s if started_ray else None},
+            "run_s": walls["run"], "sweep_s": walls["sweep"], "train_seconds": train,
+            "sweep_over_run": sweep_s / run_s, "overhead": sweep_s / run_s - 1.0,
+            "launch_overhead_s": sweep_s - run_s,
+        }
+        echo(f"  orchestration: run {run_s:.1f}s, sweep {sweep_s:.1f}s (+{out['overhead']:.0%});"
+             f" store {store_s:.1f}s, ray.init {ray_s:.1f}s")
+        if parallel:
+            out["parallel"] = _parallel(uri, steps, run_s, sweep_s)
+            p = out["parallel"]
+            echo(f"  parallel: 2 trials one after the other {p['sequential_s']:.1f}s, side by "
+                 f"side {p['parallel_s']:.1f}s: {p['speedup']:.2f}x (training spans "
+                 f"{p['span_speedup']:.2f}x)")
+        return out
+    finally:
+        if started_ray:
+            ray.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parallel(uri: str, steps: int, run_s: float, sweep_s: float) -> dict:
+    trials = [dense_trial(steps, seed) for seed in (0, 1)]
+    sequential = sweep_path("bench-sequential", uri, trials, max_concurrent=1)
+    side_by_side = sweep_path("bench-parallel", uri, trials, max_concurrent=2)
+    spans = {n: compute_span(trial_runs(uri, f"bench-{n}")) for n in ("sequential", "parallel")}
+    return {
+        "sequential_s": sequential, "parallel_s": side_by_side,
+        "speedup": sequential / side_by_side,
+        "span_speedup": spans["sequential"] / spans["parallel"],
+        "spans_s": spans,
+        # the second trial of the sequential launch reuses the first one's actor: what a trial
+        # costs inside a long sweep, against the same trial through the run path
+        "marginal_trial_over_run": (sequential - sweep_s) / run_s,
+    }

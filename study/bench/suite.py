@@ -1,0 +1,105 @@
+"""`study bench`: the four measurements in order, at full or quick size, into one result."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from study.bench.efficiency import sweep_efficiency
+from study.bench.inference import InferenceCase, inference_cases, run_inference
+from study.bench.orchestration import bench_orchestration
+from study.bench.profiling import cprofiled
+from study.bench.report import collect_ratios, intervals, ratio_keys, table, write
+from study.bench.timing import load_average, torch_threads
+from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
+
+PARTS = ("trainer", "orchestration", "inference", "efficiency")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of every measurement; `for_mode` gives the full and the quick (< 3 min) sets."""
+
+    quick: bool = False
+    threads: int = 1
+    """Torch threads for the in-process measurements (a trial's default: 1 CPU)."""
+    parts: tuple[str, ...] = PARTS
+    trainer: list[TrainerCase] = field(default_factory=list)
+    trial_seconds: float = 30.0
+    """Length of the orchestration trial (the 5% target is stated for 30 s)."""
+    orchestration_reps: int = 2
+    """Interleaved run/sweep pairs."""
+    inference: list[InferenceCase] = field(default_factory=list)
+    sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+    batches: tuple[int, ...] = (1, 256)
+    inference_reps: int = 9
+    space: str = "quickstart"
+    """Space whose plan the efficiency part counts."""
+    tracking_uri: str | None = None
+    """A store holding a finished run of `space`: adds wall time against the critical path."""
+
+    @classmethod
+    def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
+        sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=3) if quick else {}
+        return cls(quick=quick, trainer=trainer_cases(quick), inference=inference_cases(),
+                   **{**sizes, **overrides})
+
+    def keys(self) -> list[str]:
+        return ratio_keys([c.name for c in self.trainer], [c.name for c in self.inference],
+                          list(self.batches), list(self.sparsities))
+
+
+def _meta(config: BenchConfig) -> dict:
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                  text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = ""
+    return {"quick": config.quick, "threads": config.threads, "torch": torch.__version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "cpus": torch.multiprocessing.cpu_count(), "git": revision,
+            "load_average_start": load_average(), "trial_seconds": config.trial_seconds,
+            "clock": "ratios from CPU time of interleaved rounds, except orchestration (wall)"}
+
+
+def run_bench(config: BenchConfig, out: Path | None = None, docs_figure: Path | None = None,
+              echo=print, profile: bool = False) -> dict:
+    """Run the configured parts; write bench.json and the figures to `out` if given, and with
+    `profile` each part's cProfile summary to out/profile/PART.txt."""
+    results: dict = {"meta": _meta(config), "seconds": {}}
+    with torch_threads(config.threads):
+        for part in config.parts:
+            echo(f"[bench] {part}")
+            start = time.perf_counter()
+            if profile and out is not None:
+                results[part] = cprofiled(lambda p=part: _run_part(p, config, echo),
+                                          out / "profile" / f"{part}.txt")
+            else:
+                results[part] = _run_part(part, config, echo)
+            results["seconds"][part] = time.perf_counter() - start
+    results["meta"]["load_average_end"] = load_average()
+    results["ratios"] = collect_ratios(results, config.keys())
+    results["intervals"] = intervals(results)
+    results["table"] = table(results["ratios"], results.get("inference") or [],
+                             results["intervals"])
+    if out is not None:
+        results["files"] = {k: str(v) for k, v in write(results, out, docs_figure).items()}
+    return results
+
+
+def _run_part(part: str, config: BenchConfig, echo):
+    if part == "trainer":
+        return run_trainer(config.trainer, echo)
+    if part == "orchestration":
+        return bench_orchestration(config.trial_seconds, config.orchestration_reps, echo=echo)
+    if part == "inference":
+        return run_inference(config.inference, list(config.sparsities), list(config.batches),
+                             config.inference_reps, echo)
+    if part == "efficiency":
+        return sweep_efficiency(config.space, config.tracking_uri, echo)
+    raise ValueError(f"unknown bench part {part!r}; known: {', '.join(PARTS)}")

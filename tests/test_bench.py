@@ -1,0 +1,202 @@
+"""`study bench` on tiny sizes: well-formed results, every ratio key, figures with data, honest
+pruned forms. No timing assertions: on a shared machine only the structure is testable (and the
+torch operator counts, which do not depend on load)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from study.bench import BenchConfig, run_bench
+from study.bench.efficiency import critical_path, plan_efficiency
+from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
+from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
+from study.bench.report import ratios_figure, speed_figure, verdict
+from study.bench.sparse import csr_copy, masked_copy, structured_copy
+from study.bench.timing import torch_threads
+from study.bench.trainer import TrainerCase, bare_loop, bench_trainer, magnitude_masks
+from study.cli import app
+from study.models import build_model, count
+from study.space import Space
+from study.specs import TrainSpec
+
+TINY_TRAINER = TrainerCase("tiny-mlp", "mlp", (40,), TrainSpec(optimizer="sgd", lr=0.1,
+                           batch_size=20, steps=1), steps=20, reps=2, samples=200,
+                           hidden=(16, 16))
+TINY_INFERENCE = [InferenceCase("tiny-mlp", "mlp", (40,)),
+                  InferenceCase("tiny-vgg", "vgg11", (3, 32, 32), width=0.125)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As the bench runs (a trial's CPU): two threads on a busy 2-core machine spin-wait."""
+    with torch_threads(1):
+        yield
+
+
+def _tiny_config(**overrides) -> BenchConfig:
+    return BenchConfig(trainer=[TINY_TRAINER], inference=TINY_INFERENCE[:1],
+                       sparsities=(0.5, 0.9), batches=(1, 4), inference_reps=1, space="smoke",
+                       parts=("trainer", "inference", "efficiency"), **overrides)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_trainer_row_is_well_formed_and_the_loop_adds_little_work(masked):
+    row = bench_trainer(TINY_TRAINER, masked)
+    assert row["masks"] == ("80%" if masked else "none") and row["steps"] == 20
+    for key in ("ratio", "ratio_wall", "library_samples_per_s", "bare_samples_per_s"):
+        assert math.isfinite(row[key]) and row[key] > 0, key
+    low, high = row["ratio_interval"]
+    assert low <= row["ratio"] <= high
+    assert all(len(row["times_s"][n]["cpu"]) == 2 for n in ("library", "bare"))
+    # load-independent: the library's loop dispatches at most a few more torch ops per step
+    # (its on-device running loss: add_ + detach), and fewer once masks are fused
+    ops = row["aten_ops_per_step"]
+    assert ops["library"] - ops["bare"] <= 3, row["extra_ops_per_step"]
+
+
+def test_bare_loop_keeps_pruned_weights_at_zero():
+    model = build_model("mlp", (40,), 10, hidden=(16, 16), seed=0)
+    masks = magnitude_masks(model, 0.8)
+    x, y = torch.randn(100, 40), torch.randint(0, 10, (100,))
+    bare_loop(model, x, y, TINY_TRAINER.train, 10, masks)
+    params = dict(model.named_parameters())
+    for name, keep in masks.items():
+        assert (params[name][~keep] == 0).all()
+        assert abs((~keep).float().mean().item() - 0.8) < 0.02
+
+
+@pytest.mark.parametrize("name,shape,width", [("mlp", (1, 28, 28), 0.25),
+                                              ("vgg11", (3, 32, 32), 0.125),
+                                              ("resnet20", (3, 32, 32), 0.25)])
+def test_csr_forms_compute_what_the_zeroed_dense_net_computes(name, shape, width):
+    model = build_model(name, shape, 10, width=width, seed=0).eval()
+    zeros = masked_copy(model, 0.8)
+    sparse = csr_copy(zeros)
+    assert any(m.weight.layout == torch.sparse_csr for m in sparse.modules()
+               if hasattr(m, "weight") and isinstance(m.weight, torch.Tensor))
+    with torch.no_grad():
+        for batch in (1, 3):
+            x = torch.randn(batch, *shape)
+            assert torch.allclose(sparse(x), zeros(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,shape,width", [("mlp", (1, 28, 28), 1.0),
+                                              ("vgg11", (3, 32, 32), 0.25)])
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_structured_form_is_really_smaller_at_the_matched_sparsity(name, shape, width, sparsity):
+    model = build_model(name, shape, 10, width=width, seed=0).eval()
+    small, reached = structured_copy(model, sparsity)
+    dense, shrunk = count(model), count(small)
+    assert shrunk.total_params < dense.total_params
+    assert shrunk.flops < dense.flops
+    assert abs(reached - sparsity) < 0.03
+    assert abs(1 - shrunk.total_weights / dense.total_weights - reached) < 1e-9
+    with torch.no_grad():
+        assert small(torch.randn(2, *shape)).shape == (2, 10)
+
+
+def test_pruned_forms_and_inference_rows():
+    forms, _ = pruned_forms(build_model("mlp", (40,), 10, hidden=(32, 16)).eval(), 0.9)
+    assert set(forms) == {"dense", *METHODS}
+    rows = bench_inference(TINY_INFERENCE[0], [0.5, 0.9], [1, 4], reps=1)
+    assert len(rows) == 2 * 2 * len(METHODS)
+    assert all(r["speedup"] > 0 and r["ms_per_forward"] > 0 for r in rows)
+
+
+def _tiny_space() -> list:
+    space = Space(name="tiny", model={"name": "mlp", "hidden": [8]},
+                  train={"steps": 100, "eval_every": 50}, prune={"rounds": 2},
+                  arms=["reinit"], seeds=[0])
+    return space.expand()
+
+
+def test_plan_efficiency_counts_what_a_naive_pipeline_recomputes():
+    trials = _tiny_space()  # dense, imp r1, imp r2, reinit r1, reinit r2: 100 steps each
+    out = plan_efficiency(trials)
+    assert out["unique_steps"] == 500
+    # dense 100, imp1 200, imp2 300, reinit1 300 (dense + imp1 + own), reinit2 400
+    assert out["naive_steps"] == 1300
+    assert out["naive_over_unique"] == pytest.approx(2.6)
+
+
+def test_critical_path_is_the_longest_chain_of_recorded_durations():
+    trials = _tiny_space()
+    seconds = {("dense", 0): 10.0, ("imp", 1): 5.0, ("imp", 2): 5.0, ("arm", 1): 3.0,
+               ("arm", 2): 3.0}
+    runs, clock = {}, 0.0
+    for t in trials:  # one after the other, records taking no time
+        clock += seconds[(t.stage, t.round)]
+        runs[t.id] = {"start": clock, "end": clock, "train": seconds[(t.stage, t.round)],
+                      "seconds": seconds[(t.stage, t.round)], "parent": "L"}
+    launches = [{"run_id": "L", "start": 0.0, "end": clock}]
+    out = critical_path(trials, runs, launches, cpus=2)
+    assert out["critical_path_s"] == pytest.approx(23.0)  # dense, imp1, imp2, reinit r2
+    assert out["work_s"] == pytest.approx(26.0) and out["wall_s"] == pytest.approx(26.0)
+    assert out["wall_over_lower_bound"] == pytest.approx(26.0 / 23.0)
+
+
+def test_run_path_records_one_trial_with_its_span(store):
+    seconds = run_path("bench-run", store, [dense_trial(20)])
+    runs = trial_runs(store, "bench-run")
+    assert seconds > 0 and len(runs) == 1 and runs[0]["train_seconds"] > 0
+    assert 0 < compute_span(runs) <= seconds + 1.0
+
+
+def _points(fig) -> int:
+    """Markers on the data lines (the dense reference line left out)."""
+    return sum(len(line.get_xdata()) for ax in fig.axes for line in ax.lines
+               if line.get_gid() != "dense" and line.get_gid() != "target")
+
+
+def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
+    config = _tiny_config()
+    results = run_bench(config, tmp_path, docs_figure=tmp_path / "docs" / "speed.png",
+                        echo=lambda s: None)
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert list(saved["ratios"]) == config.keys()
+    for key, value in saved["ratios"].items():
+        assert (value is None) == key.startswith(("orchestration/", "efficiency/wall")), key
+    assert saved["ratios"]["trainer/tiny-mlp/masked80"] > 0
+    assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
+    for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    speed = speed_figure(results["inference"])
+    assert _points(speed) == 1 * 2 * len(METHODS) * 2  # models x batches x methods x sparsities
+    bars = ratios_figure(results["trainer"], results["ratios"])
+    assert sum(p.get_height() > 0 for p in bars.axes[0].patches) == 2  # unmasked, masked
+    assert "trainer/tiny-mlp/unmasked" in results["table"]
+
+
+def test_verdicts_name_met_missed_and_noise():
+    assert verdict("trainer/x/unmasked", 0.97) == (">= 0.95", "met")
+    assert verdict("trainer/x/unmasked", 0.90, (0.85, 0.96))[1] == "missed, within noise"
+    assert verdict("trainer/x/unmasked", 0.90, (0.85, 0.93))[1] == "MISSED"
+    assert verdict("orchestration/sweep_over_run", 1.2)[1] == "MISSED"
+    assert verdict("orchestration/parallel_speedup", None)[1] == "skipped"
+    assert verdict("efficiency/naive_over_unique_steps", 4.0) == ("", "")
+
+
+def test_cli_bench_runs_a_part_and_refuses_unknown_parts(tmp_path):
+    runner = CliRunner()
+    bad = runner.invoke(app, ["bench", "--part", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output
+    ok = runner.invoke(app, ["bench", "--quick", "--part", "efficiency", "--out",
+                             str(tmp_path), "--no-docs"])
+    assert ok.exit_code == 0, ok.output
+    assert "efficiency/naive_over_unique_steps" in ok.output
+    assert json.loads((tmp_path / "bench.json").read_text())["efficiency"]["trials"] > 100
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_orchestration_through_ray(ray_local):
+    from study.bench.orchestration import bench_orchestration
+
+    out = bench_orchestration(0.5, 1, echo=lambda s: None)
+    assert out["sweep_over_run"] > 0 and out["fixed"]["mlflow_store_create_s"] > 0
+    assert out["parallel"]["speedup"] > 0 and out["parallel"]["span_speedup"] > 0
