@@ -92,7 +92,7 @@ def make_trainable(experiment: str, uri: str, launch: str, device: str, threads:
         torch.set_num_threads(threads)
         spec = TrialSpec.model_validate_json(config["spec"])
         tracker = Tracker(experiment, uri, probe=False)
-        if spec.id not in tracker.done():  # a retry after the record was written: nothing to do
+        if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
             record = execute(spec, tracker, device, TuneCheckpointer(checkpoint_every))
             node = {"study.node": ray.get_runtime_context().get_node_id()}
             tracker.record(spec, record.outcome, record.metrics, record.curves,

@@ -157,6 +157,11 @@ class Tracker:
         return {r.data.tags["study.id"]: r.info.run_id for r in runs
                 if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
 
+    def is_done(self, trial_id: str) -> bool:
+        """Whether one trial is recorded to the end (a cheap indexed look-up, not a scan)."""
+        runs = self._runs(f"tags.`study.id` = '{trial_id}' and attributes.status = 'FINISHED'")
+        return any(r.data.tags.get("study.outcome") in TERMINAL_OK for r in runs)
+
     def close_dangling(self, keep_parent: str | None = None) -> int:
         """Mark trial runs a dead driver left RUNNING as KILLED (they are redone, not reused)."""
         closed = 0
