@@ -1,22 +1,34 @@
-"""MLflow runs -> a tidy pandas frame: one row per run (tags, summary metrics), curves on demand.
+"""MLflow runs -> a tidy pandas frame: one row per run (typed tags, summary metrics).
 
-Dense runs serve every ticket of their seed: they are repeated once per ticket (as round 0, 100%
-remaining) so every ticket's curves start at the dense net.
+All runs come from one paginated search (hundreds of runs in about a second); curves are fetched
+only on demand, for the few runs a training-curve figure shows. Runs that cannot be analysed
+(failed, killed, still running, diverged, skipped) are returned beside the frame with a reason,
+so the report lists them instead of dropping them silently.
 """
 
 from __future__ import annotations
 
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-REQUIRED = ("study.id", "study.stage", "study.arm", "study.granularity", "study.round",
-            "study.seed", "study.ticket", "study.model", "study.width", "study.dataset",
-            "study.lr", "study.outcome")
-OPTIONAL = ("study.scope", "study.criterion", "study.schedule", "study.warmup",
-            "study.rewind_step", "study.dense_id", "study.diverged_step")
+from analysis.matching import deduplicate, expand_dense, ticket_problems
+
+REQUIRED = ("study.id", "study.stage", "study.arm", "study.granularity", "study.scope",
+            "study.criterion", "study.schedule", "study.round", "study.seed", "study.ticket",
+            "study.dense_id", "study.model", "study.width", "study.dataset", "study.lr",
+            "study.warmup", "study.rewind_step", "study.outcome")
+OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version")
+STAGES = ("dense", "imp", "arm")
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
            "flops", "train_steps", "train_seconds", "match_error")
+CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 INTS = ("round", "seed", "warmup", "rewind_step")
 FLOATS = ("width", "lr")
 
@@ -25,76 +37,110 @@ class AnalysisError(ValueError):
     """The experiment cannot be analysed as asked (unknown, empty, or off the contract)."""
 
 
-def load_runs(experiment: str, uri: str) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """(trial runs, runs that are not usable with the reason, launch runs)."""
+def resolve_uri(tracking_uri: str | None) -> str:
+    """The store to read: the argument, `MLFLOW_TRACKING_URI`, else ./mlruns/mlflow.db (the
+    study's local default). A missing SQLite file is an error, not a fresh empty store."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
+        f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}")
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise AnalysisError(f"no tracking store at {uri}; run a sweep first or pass "
+                            "--tracking-uri")
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except (OSError, ValueError) as err:
+            raise AnalysisError(f"tracking server {uri} is unreachable ({err})") from None
+    return uri
+
+
+def fetch_runs(experiment: str, uri: str) -> list:
+    """Every run of the experiment, in pages of 5000 (one query per page, never one per run)."""
     client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise AnalysisError(f"unknown experiment {experiment!r} in {uri}; known: "
-                            f"{', '.join(names) or 'none'}")
-    runs, token = [], None
-    while True:
-        page = client.search_runs([found.experiment_id], max_results=5000, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            break
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = sorted(e.name for e in client.search_experiments())
+            raise AnalysisError(f"unknown experiment {experiment!r} in {uri}; known: "
+                                f"{', '.join(names) or 'none'}")
+        runs, token = [], None
+        while True:
+            page = client.search_runs([found.experiment_id], max_results=5000, page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+    except MlflowException as err:
+        raise AnalysisError(f"tracking store {uri} cannot be read: {err.message}") from None
+
+
+def load_runs(experiment: str, uri: str) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """(usable trial runs, runs not analysed with a `reason`, launch runs).
+
+    The frame has one row per run and ticket: a dense run is repeated as round 0 of every
+    ticket that descends from it, so each ticket's curve starts at its own dense baseline.
+    """
+    runs = fetch_runs(experiment, uri)
     launches = [r for r in runs if r.data.tags.get("study.stage") == "launch"]
-    trials = [r for r in runs if r.data.tags.get("study.stage") not in ("launch", None)
+    trials = [r for r in runs if r.data.tags.get("study.stage") != "launch"
               and "study.tuning" not in r.data.tags]
     if not trials:
-        raise AnalysisError(f"experiment {experiment!r} has no trial runs; run "
-                            f"`study sweep {experiment}` first")
-    rows, unusable = [], []
-    for run in trials:
-        tags = run.data.tags
-        missing = [t for t in REQUIRED if t not in tags]
-        if missing:
-            raise AnalysisError(f"run {run.info.run_id} lacks tag {missing[0]!r}: not recorded "
-                                "by this tool's tracking contract")
-        row = {k.removeprefix("study."): tags.get(k) for k in REQUIRED + OPTIONAL}
-        row.update({m: run.data.metrics.get(m) for m in SUMMARY})
-        row.update(run_id=run.info.run_id, status=run.info.status)
-        if run.info.status != "FINISHED" or row["outcome"] != "finished":
-            unusable.append({**row, "reason": row["outcome"] if run.info.status == "FINISHED"
-                             else run.info.status.lower()})
-            continue
-        rows.append(row)
-    frame = _typed(pd.DataFrame(rows))
-    bad = _typed(pd.DataFrame(unusable)) if unusable else pd.DataFrame(
-        columns=["run_id", "arm", "round", "seed", "reason"])
-    return _with_dense_per_ticket(frame), bad, launches
+        raise AnalysisError(f"experiment {experiment!r} has no trial runs (only "
+                            f"{len(launches)} launch run(s)); run `study sweep` first")
+    table = _typed(pd.DataFrame([_row(r) for r in trials]))
+    ok = (table.status == "FINISHED") & (table.outcome == "finished")
+    table["reason"] = np.where(table.status == "FINISHED", table.outcome,
+                               table.status.str.lower())
+    unusable = table[~ok].copy()
+    redone = set(table.loc[ok, "id"])
+    unusable["note"] = np.where(unusable.id.isin(redone), "recomputed by a later run", "")
+    kept, duplicates = deduplicate(table[ok].drop(columns="reason"))
+    problems = ticket_problems(kept)
+    if problems:
+        raise AnalysisError(problems[0])
+    unusable = pd.concat([unusable, duplicates], ignore_index=True)
+    return expand_dense(kept), unusable.reset_index(drop=True), launches
+
+
+def _row(run) -> dict:
+    tags = run.data.tags
+    missing = [t for t in REQUIRED if t not in tags]
+    if missing:
+        raise AnalysisError(f"run {run.info.run_id} ({run.info.run_name}) lacks the required "
+                            f"tag {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
+                                                     if len(missing) > 1 else "")
+                            + ": it was not recorded by this study's tracking contract")
+    if tags["study.stage"] not in STAGES:
+        raise AnalysisError(f"run {run.info.run_id}: tag 'study.stage' is "
+                            f"{tags['study.stage']!r}; expected one of {', '.join(STAGES)}")
+    row = {k.removeprefix("study."): tags.get(k) for k in REQUIRED + OPTIONAL}
+    row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})
+    row.update(run_id=run.info.run_id, status=run.info.status, start_time=run.info.start_time,
+               launch=tags.get("mlflow.parentRunId"))
+    return row
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    for col in INTS:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(int)
-    for col in FLOATS:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    """Integers and floats from their string tags; a value that does not parse is an error."""
+    for col, kind in [(c, "an integer") for c in INTS] + [(c, "a number") for c in FLOATS]:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | ((values % 1 != 0) if col in INTS else False)
+        if bad.any():
+            first = frame[bad].iloc[0]
+            raise AnalysisError(f"run {first.run_id}: tag 'study.{col}' = {first[col]!r} is "
+                                f"not {kind}")
+        frame[col] = values.astype(int) if col in INTS else values.astype(float)
     frame["remaining_pct"] = 100.0 * (1.0 - frame["sparsity"].astype(float))
     return frame
 
 
-def _with_dense_per_ticket(frame: pd.DataFrame) -> pd.DataFrame:
-    """Repeat each dense run for every ticket that descends from it (round 0 of that ticket)."""
-    dense = frame[frame.stage == "dense"]
-    pruned = frame[frame.stage != "dense"]
-    tickets = pruned.drop_duplicates("ticket")[
-        ["ticket", "dense_id", "granularity", "scope", "criterion", "schedule", "rewind_step"]]
-    copies = dense.drop(columns=["granularity", "scope", "criterion", "schedule", "rewind_step",
-                                 "ticket"]).merge(tickets, left_on="id", right_on="dense_id",
-                                                  suffixes=("", "_t"))
-    copies = copies.drop(columns=[c for c in copies.columns if c.endswith("_t")])
-    return pd.concat([pruned, copies, dense[~dense.id.isin(tickets.dense_id)]],
-                     ignore_index=True)
-
-
-def load_curves(uri: str, run_ids: list[str], metric: str = "val_acc") -> pd.DataFrame:
-    """One row per run and step of one curve metric."""
+def load_curves(uri: str, run_ids: list[str], metrics: tuple[str, ...] = ("val_acc",)
+                ) -> pd.DataFrame:
+    """One row per run and step: the per-evaluation metrics of a few runs (one call each)."""
     client = MlflowClient(uri)
-    rows = [{"run_id": rid, "step": m.step, metric: m.value}
-            for rid in run_ids for m in client.get_metric_history(rid, metric)]
-    return pd.DataFrame(rows, columns=["run_id", "step", metric])
+    per_step: dict[tuple[str, int], dict] = {}
+    for rid in run_ids:
+        for metric in metrics:
+            for m in client.get_metric_history(rid, metric):
+                per_step.setdefault((rid, m.step), {"run_id": rid, "step": m.step})[metric] = (
+                    m.value)
+    return pd.DataFrame(list(per_step.values()), columns=["run_id", "step", *metrics])

@@ -1,91 +1,85 @@
-"""report.md / report.html: the verdict table, sentences generated from it, provenance, figures."""
+"""Writing results: every table as Markdown, LaTeX and CSV; report.md (figures linked by
+relative path) and report.html (figures inline, so the one file can be mailed or archived)."""
 
 from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-VERDICT_COLUMNS = ["comparison", "model", "width", "lr", "warmup", "granularity", "rewind_step",
-                   "round", "remaining_pct", "n", "mean", "t_low", "t_high", "boot_low",
-                   "boot_high", "p_holm", "verdict"]
+
+@dataclass
+class Section:
+    """One report section, already rendered for both formats."""
+
+    heading: str
+    markdown: str
+    html: str
 
 
-def write_table(table: pd.DataFrame, out: Path, name: str) -> str:
-    """CSV, LaTeX and Markdown of a table; returns the Markdown."""
-    table.to_csv(out / f"{name}.csv", index=False)
-    (out / f"{name}.tex").write_text(table.to_latex(index=False, float_format="%.3g"))
-    markdown = table.to_markdown(index=False, floatfmt=".3g")
-    (out / f"{name}.md").write_text(markdown + "\n")
-    return markdown
+def write_table(table: pd.DataFrame, out: Path, name: str,
+                numbers: pd.DataFrame | None = None) -> tuple[str, str, list[Path]]:
+    """`name`.md and `name`.tex of the shown table, `name`.csv of `numbers` (default: the same
+    table); returns (Markdown, HTML, paths written)."""
+    paths = [out / f"{name}.md", out / f"{name}.tex", out / f"{name}.csv"]
+    markdown = table.to_markdown(index=False, floatfmt=".3g") if len(table) else "(empty)"
+    paths[0].write_text(markdown + "\n")
+    paths[1].write_text(table.to_latex(index=False, float_format="%.3g", escape=True))
+    (table if numbers is None else numbers).to_csv(paths[2], index=False)
+    rendered = table.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0,
+                             classes="table", na_rep="–")
+    return markdown, rendered, paths
 
 
-def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Differences in percentage points, one row per comparison and condition."""
-    table = verdicts[[c for c in VERDICT_COLUMNS if c in verdicts]].copy()
-    for col in ("mean", "t_low", "t_high", "boot_low", "boot_high"):
-        table[col] = table[col] * 100
-    return table.rename(columns={"mean": "diff_pp", "remaining_pct": "remaining_%"})
+def table_section(heading: str, table: pd.DataFrame, out: Path, name: str,
+                  numbers: pd.DataFrame | None = None, note: str = "") -> tuple[Section,
+                                                                              list[Path]]:
+    """A section holding one table (written to disk too), with an optional note above it."""
+    markdown, rendered, paths = write_table(table, out, name, numbers)
+    files = ", ".join(f"[{p.suffix[1:]}]({p.name})" for p in paths)
+    md = (note + "\n\n" if note else "") + markdown + f"\n\nAs {files}."
+    body = (f"<p>{html.escape(note)}</p>" if note else "") + rendered
+    return Section(heading, md, body), paths
 
 
-def sentences(verdicts: pd.DataFrame) -> list[str]:
-    """One plain sentence per condition where something was decided."""
-    lines = []
-    for r in verdicts.itertuples():
-        where = (f"{r.model} x{r.width:g}, lr {r.lr:g}, {r.granularity}, round {r.round} "
-                 f"({r.remaining_pct:.1f}% remaining)")
-        if r.verdict == "too few seeds":
-            lines.append(f"{where}: {r.comparison}: too few seeds ({r.n}) to decide.")
-            continue
-        gap = f"{r.mean * 100:+.1f} pp [{r.t_low * 100:.1f}, {r.t_high * 100:.1f}]"
-        tail = f"(Holm p={r.p_holm:.2g}, {r.n} seeds)"
-        if r.verdict.startswith("effect"):
-            lines.append(f"{where}: {r.a} vs {r.b}: {r.verdict.removeprefix('effect: ')} "
-                         f"by {gap} {tail}.")
-        else:
-            lines.append(f"{where}: {r.a} vs {r.b}: no effect detected, {gap} {tail}.")
-    return lines
+def text_section(heading: str, lines: list[str], bullets: bool = True) -> Section:
+    md = "\n".join(f"- {line}" if bullets else line for line in lines)
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return Section(heading, md, f"<ul>{items}</ul>")
 
 
-def provenance(experiment: str, frame: pd.DataFrame, unusable: pd.DataFrame,
-               launches: list) -> list[str]:
-    counts = unusable.reason.value_counts().to_dict() if not unusable.empty else {}
-    finished = frame.drop_duplicates("run_id").shape[0]
-    spaces = sorted({r.data.tags.get("study.space", "?") for r in launches})
-    versions = sorted({r.data.tags.get("study.version", "?") for r in launches})
-    return [f"experiment: {experiment}; space: {', '.join(spaces) or '?'}; "
-            f"package version: {', '.join(versions) or '?'}; launches: {len(launches)}",
-            f"runs finished: {finished}; diverged: {counts.get('diverged', 0)}; skipped: "
-            f"{counts.get('skipped', 0)}; failed: {counts.get('failed', 0)}; killed: "
-            f"{counts.get('killed', 0)}"]
-
-
-def unusable_section(unusable: pd.DataFrame) -> str:
-    if unusable.empty:
-        return "None: every run finished and is matched.\n"
-    cols = [c for c in ("run_id", "arm", "granularity", "lr", "round", "seed", "reason",
-                        "diverged_step") if c in unusable]
-    return unusable[cols].to_markdown(index=False) + "\n"
-
-
-def write(out: Path, title: str, intro: list[str], sections: list[tuple[str, str]],
-          figures: list[Path], skipped: list[str]) -> Path:
-    """report.md (figures linked) and report.html (figures inline)."""
-    md = [f"# {title}", "", *[f"- {line}" for line in intro], ""]
-    for heading, body in sections:
-        md += [f"## {heading}", "", body, ""]
-    md += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png"]
-    md += ["", *[f"- skipped: {line}" for line in skipped]]
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    images = "".join(
-        f'<h3>{p.stem}</h3><img src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}" style="max-width:100%">'
-        for p in figures if p.suffix == ".png")
-    body = "".join(f"<h2>{html.escape(h)}</h2><pre>{html.escape(b)}</pre>" for h, b in sections)
-    intro_html = "".join(f"<li>{html.escape(line)}</li>" for line in intro)
+def write(out: Path, title: str, sections: list[Section], figures: list[Path],
+          skipped: list[str]) -> list[Path]:
+    """report.md and report.html; returns their paths."""
+    pngs = [p for p in figures if p.suffix == ".png"]
+    md = [f"# {title}", ""]
+    for s in sections:
+        md += [f"## {s.heading}", "", s.markdown, ""]
+    md += ["## Figures", ""]
+    for p in pngs:
+        md += [f"### {p.stem}", "", f"![{p.stem}]({p.name}) ([pdf]({p.stem}.pdf))", ""]
+    if skipped:
+        md += ["## Figures and tables skipped", "", *[f"- {line}" for line in skipped], ""]
+    (out / "report.md").write_text("\n".join(md))
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    body += [f"<h2>{html.escape(s.heading)}</h2>{s.html}" for s in sections]
+    body.append("<h2>Figures</h2>")
+    body += [f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
+             f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem} '
+             f'(<a href="{p.stem}.pdf">pdf</a>)</figcaption></figure>' for p in pngs]
+    if skipped:
+        body.append("<h2>Figures and tables skipped</h2><ul>"
+                    + "".join(f"<li>{html.escape(s)}</li>" for s in skipped) + "</ul>")
     (out / "report.html").write_text(
-        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-        f"<h1>{html.escape(title)}</h1><ul>{intro_html}</ul>{body}{images}</body></html>")
-    return out / "report.md"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return [out / "report.md", out / "report.html"]
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+       "table{border-collapse:collapse;font-size:.85em}td,th{padding:.2em .6em;"
+       "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
+       "figure{margin:1.5em 0}")

@@ -2,7 +2,7 @@
 
 Arms that share a seed share θ0, the data order and the mask, so each comparison is a paired
 difference within (ticket, round, seed). SCIENCE.md: an effect is claimed only when the
-Holm-adjusted test rejects; fewer than 3 seeds is reported as too few.
+Holm-adjusted paired t test rejects; fewer than 3 pairs is reported as too few seeds.
 """
 
 from __future__ import annotations
@@ -13,87 +13,98 @@ from scipy import stats as sps
 
 COMPARISONS = [("lottery", "reinit"), ("lottery", "scratch_b"), ("finetune", "scratch_b"),
                ("lottery", "small_dense"), ("finetune", "small_dense")]
+"""(A, B) pairs tested as A - B; the last two are prune-big vs train-small at equal weights."""
 CONDITION = ["dataset", "model", "width", "lr", "warmup", "granularity", "scope", "criterion",
              "schedule", "rewind_step", "round"]
+"""One test per value of these: never pool two learning rates, plans or sparsities."""
 PAIR = ["ticket", "round", "seed"]
-MIN_SEEDS, ALPHA, RESAMPLES = 3, 0.05, 10_000
+MIN_SEEDS, ALPHA, RESAMPLES, LEVEL = 3, 0.05, 10_000, 0.95
+BOOTSTRAP_SEED = 0
+COLUMNS = [*CONDITION, "comparison", "a", "b", "n", "mean_a", "mean_b", "mean", "t_low",
+           "t_high", "boot_low", "boot_high", "p", "remaining_pct", "p_holm", "verdict"]
 
 
 def paired_differences(frame: pd.DataFrame, a: str, b: str,
                        metric: str = "final_test_acc") -> pd.DataFrame:
-    """One row per matched pair: the condition, the seed, A - B, and percent remaining."""
-    left = frame[frame.arm == a][CONDITION + PAIR[:1] + ["seed", metric, "remaining_pct"]]
-    right = frame[frame.arm == b][PAIR + [metric]]
+    """One row per matched pair: the condition, the seed, A, B, A - B and percent remaining."""
+    left = frame[frame.arm == a][[*CONDITION, "ticket", "seed", metric, "remaining_pct"]]
+    right = frame[frame.arm == b][[*PAIR, metric]]
     both = left.merge(right, on=PAIR, suffixes=("_a", "_b")).dropna(
         subset=[f"{metric}_a", f"{metric}_b"])
     both["diff"] = both[f"{metric}_a"] - both[f"{metric}_b"]
     return both
 
 
-def bootstrap_interval(diffs: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap of the mean over seeds (seeded: the same numbers every time)."""
+def bootstrap_interval(diffs: np.ndarray, seed: int = BOOTSTRAP_SEED,
+                       resamples: int = RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap of the mean over seeds; seeded, and the values sorted first, so the
+    interval depends only on the numbers, not on the order the store returned the runs in."""
+    values = np.sort(np.asarray(diffs, dtype=float))
     rng = np.random.default_rng(seed)
-    means = rng.choice(diffs, size=(RESAMPLES, len(diffs)), replace=True).mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    tail = (1 - LEVEL) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
 def t_interval(diffs: np.ndarray) -> tuple[float, float, float]:
-    """Paired t: (low, high, p) for the mean difference."""
+    """Paired t: (low, high, two-sided p) for the mean difference (needs 2+ pairs)."""
     mean, sem = diffs.mean(), diffs.std(ddof=1) / np.sqrt(len(diffs))
-    if sem == 0:
+    if sem == 0:  # identical differences: the interval is the point, p is 0 unless it is 0
         return float(mean), float(mean), 0.0 if mean != 0 else 1.0
-    half = sps.t.ppf(0.975, len(diffs) - 1) * sem
+    half = sps.t.ppf(1 - (1 - LEVEL) / 2, len(diffs) - 1) * sem
     return float(mean - half), float(mean + half), float(sps.ttest_1samp(diffs, 0.0).pvalue)
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family: the conditions of one comparison)."""
+    """Holm's step-down adjusted p-values (the family: the conditions of one comparison)."""
     p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
+    order = np.argsort(p, kind="stable")
+    steps = np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order])
     adjusted = np.empty_like(p)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p) - rank) * p[index]))
-        adjusted[index] = running
+    adjusted[order] = np.maximum.accumulate(steps)
     return adjusted
 
 
 def compare(frame: pd.DataFrame, a: str, b: str, metric: str = "final_test_acc") -> pd.DataFrame:
-    """Per condition: n, mean, intervals, p, Holm-adjusted p and the verdict for A vs B."""
+    """Per condition: pairs, means, both intervals, p, Holm-adjusted p and the verdict of A - B.
+
+    Holm corrects over the conditions with at least MIN_SEEDS pairs; the others are not tested.
+    """
     pairs = paired_differences(frame, a, b, metric)
     if pairs.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=COLUMNS)
     rows = []
-    for key, group in pairs.groupby(CONDITION, dropna=False):
+    for key, group in pairs.groupby(CONDITION, dropna=False, sort=True):
         diffs = group["diff"].to_numpy(dtype=float)
-        row = dict(zip(CONDITION, key, strict=True))
-        row.update(comparison=f"{a} vs {b}", a=a, b=b, n=len(diffs), mean=diffs.mean(),
-                   remaining_pct=group["remaining_pct"].mean())
+        row = dict(zip(CONDITION, key))
+        row.update(comparison=f"{a} vs {b}", a=a, b=b, n=len(diffs),
+                   mean_a=group[f"{metric}_a"].mean(), mean_b=group[f"{metric}_b"].mean(),
+                   mean=diffs.mean(), remaining_pct=group["remaining_pct"].mean(),
+                   t_low=np.nan, t_high=np.nan, boot_low=np.nan, boot_high=np.nan, p=np.nan)
         if len(diffs) >= 2:
             row["t_low"], row["t_high"], row["p"] = t_interval(diffs)
             row["boot_low"], row["boot_high"] = bootstrap_interval(diffs)
         rows.append(row)
     table = pd.DataFrame(rows)
-    for col in ("t_low", "t_high", "p", "boot_low", "boot_high"):
-        if col not in table:
-            table[col] = np.nan
-    testable = table["n"] >= MIN_SEEDS
+    tested = table["n"] >= MIN_SEEDS
     table["p_holm"] = np.nan
-    if testable.any():
-        table.loc[testable, "p_holm"] = holm(table.loc[testable, "p"].fillna(1.0).to_numpy())
-    table["verdict"] = [_verdict(r, a, b) for r in table.itertuples()]
-    return table
+    if tested.any():
+        table.loc[tested, "p_holm"] = holm(table.loc[tested, "p"].to_numpy())
+    table["verdict"] = [verdict(r.n, r.p_holm, r.mean, a, b) for r in table.itertuples()]
+    return table[COLUMNS]
 
 
-def _verdict(row, a: str, b: str) -> str:
-    if row.n < MIN_SEEDS:
+def verdict(n: int, p_holm: float, mean: float, a: str, b: str) -> str:
+    """'effect: <winner> better', 'no effect detected' or 'too few seeds'."""
+    if n < MIN_SEEDS:
         return "too few seeds"
-    if row.p_holm < ALPHA:
-        return f"effect: {a if row.mean > 0 else b} better"
+    if p_holm < ALPHA:
+        return f"effect: {a if mean > 0 else b} better"
     return "no effect detected"
 
 
 def all_comparisons(frame: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
+    """`compare` for every pair in COMPARISONS that the experiment ran; one row per test."""
     tables = [compare(frame, a, b, metric) for a, b in COMPARISONS]
     tables = [t for t in tables if not t.empty]
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)

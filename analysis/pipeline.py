@@ -1,0 +1,153 @@
+"""`analyze`: runs -> statistics -> figures and tables -> report, logged to the latest launch.
+
+The story of one analysis, top to bottom; every step that lacks data says so in one line
+instead of drawing an empty plot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from analysis import figures, regime, rethinking, scaling, summary
+from analysis.load import load_curves, load_runs, resolve_uri
+from analysis.matching import unmatched
+from analysis.report import Section, table_section, text_section, write
+from analysis.stats import all_comparisons
+from analysis.style import save, theme
+
+FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
+           "2_early_stop_vs_remaining": "early-stop step vs weights remaining",
+           "3_rethinking": "Rethinking comparison", "4_regime_map": "regime map",
+           "5_scaling": "scaling figure", "6_training_curves": "training curves"}
+
+
+@dataclass
+class Book:
+    """What an analysis has produced so far: report sections, files written, lines skipped."""
+
+    out: Path
+    sections: list[Section] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def table(self, heading: str, shown: pd.DataFrame, name: str,
+              numbers: pd.DataFrame | None = None, note: str = "") -> None:
+        section, paths = table_section(heading, shown, self.out, name, numbers, note)
+        self.sections.append(section)
+        self.written += paths
+
+
+def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None = None,
+            metric: str = "final_test_acc", echo: Callable[[str], object] = print) -> Path:
+    """Write every applicable figure (PNG + PDF) and table (Markdown, LaTeX, CSV) and
+    report.md / report.html for `experiment` into `out` (default out/<experiment>); log them
+    to the latest launch run under `analysis/`. Returns the path of report.md.
+
+    `metric`: final_test_acc, or test_acc_at_best_val for the early-stopping view.
+    Raises AnalysisError for an unknown or empty experiment or runs off the contract.
+    """
+    start = time.monotonic()
+    uri = resolve_uri(tracking_uri)
+    frame, unusable, launches = load_runs(experiment, uri)
+    book = Book(Path(out) if out is not None else Path("out") / experiment)
+    book.out.mkdir(parents=True, exist_ok=True)
+    theme()
+    verdicts = all_comparisons(frame, metric)
+    lost = unmatched(frame, unusable)
+    book.sections.append(text_section("Provenance", summary.provenance(
+        experiment, uri, frame, unusable, lost, launches, metric)))
+    _statistics(book, verdicts)
+    fig5 = _tables(book, frame, unusable, lost, metric)
+    _figures(book, frame, verdicts, fig5, uri, metric, echo)
+    book.written += book.figures + write(book.out, f"Study report: {experiment}",
+                                         book.sections, book.figures, book.skipped)
+    _log(uri, launches, book.written, echo)
+    echo(f"analysed {frame.run_id.nunique()} runs in {time.monotonic() - start:.1f} s -> "
+         f"{book.out / 'report.md'}")
+    return book.out / "report.md"
+
+
+def _statistics(book: Book, verdicts: pd.DataFrame) -> None:
+    """Headlines, the verdict table and one sentence per condition."""
+    if verdicts.empty:
+        book.skipped.append("verdict table skipped: no pair of compared arms was run")
+        return
+    book.sections.append(text_section("Verdicts at a glance", summary.headlines(verdicts)))
+    shown, note = summary.verdict_table(verdicts)
+    book.table("Verdict table (paired by seed; A−B in percentage points)", shown, "verdicts",
+               summary.verdict_numbers(verdicts), note)
+    book.sections.append(text_section("In words", summary.sentences(verdicts)))
+
+
+def _tables(book: Book, frame: pd.DataFrame, unusable: pd.DataFrame, lost: pd.DataFrame,
+            metric: str):
+    """The Rethinking table, the scaling fits, the runs left out; returns figure 5 (or why
+    not), which comes with its fits."""
+    numbers = rethinking.table(frame, metric)
+    if len(numbers):
+        book.table("Rethinking: unpruned vs fine-tuned vs Scratch-E vs Scratch-B (test "
+                   "accuracy %, mean ± sd over seeds)", rethinking.display(numbers),
+                   "rethinking", numbers)
+    fig5, fits = scaling.scaling(frame, metric) if len(frame) else ("no runs", pd.DataFrame())
+    if len(fits):
+        book.table("Scaling fits (error rate = a · N^-b per family)", fits, "scaling_fits")
+    if len(unusable):
+        book.table("Runs not analysed", summary.unusable_table(unusable), "runs_not_analysed")
+    else:
+        book.sections.append(Section("Runs not analysed", "None.", "<p>None.</p>"))
+    if len(lost):
+        book.table("Unmatched runs (left out of the paired tests)", lost, "unmatched_runs")
+    return fig5
+
+
+def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, fig5, uri: str,
+             metric: str, echo: Callable[[str], object]) -> None:
+    """Figures 1-6 as PNG + PDF; one line in the report for each that lacks its data."""
+    if frame.empty:
+        book.skipped.append("every figure skipped: no trial run finished")
+        return
+    builders: list[tuple[str, Callable[[], object]]] = []
+    for suffix, part in figures.nets(frame):
+        builders += [(f"1_accuracy_vs_remaining{suffix}",
+                      lambda p=part: figures.accuracy_vs_remaining(p, metric)),
+                     (f"2_early_stop_vs_remaining{suffix}",
+                      lambda p=part: figures.early_stop_vs_remaining(p))]
+    builders += [("3_rethinking", lambda: rethinking.figure(frame, metric)),
+                 ("4_regime_map", lambda: regime.regime_map(verdicts)),
+                 ("5_scaling", lambda: fig5),
+                 ("6_training_curves", lambda: _curves(frame, uri))]
+    for name, build in builders:
+        result = build()
+        if isinstance(result, str):
+            kind = next(v for k, v in FIGURES.items() if name.startswith(k))
+            book.skipped.append(f"{kind} ({name}) skipped: {result}")
+            echo(book.skipped[-1])
+        else:
+            book.figures += save(result, book.out, name)
+
+
+def _curves(frame: pd.DataFrame, uri: str):
+    """Figure 6 for the default condition; curves fetched for those few runs only."""
+    runs = figures.pick_curve_runs(frame)
+    if runs.empty:
+        return "no pruned runs to show training curves for"
+    curves = load_curves(uri, list(runs.run_id.unique()), ("val_acc",))
+    return figures.training_curves(curves, runs, "val_acc")
+
+
+def _log(uri: str, launches: list, paths: list[Path], echo: Callable[[str], object]) -> None:
+    """Attach what this analysis wrote to the latest launch run, under `analysis/`."""
+    if not launches:
+        echo("no launch run in the experiment: figures and report not logged to MLflow")
+        return
+    latest = max(launches, key=lambda r: r.info.start_time).info.run_id
+    client = MlflowClient(uri)
+    for path in paths:
+        client.log_artifact(latest, str(path), "analysis")

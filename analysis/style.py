@@ -1,0 +1,146 @@
+"""One look for every figure: theme, a fixed colour-blind-safe colour per arm, SCIENCE.md's arm
+names, facet labels, 95% bands over seeds, and saving as PNG + PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from scipy import stats as sps  # noqa: E402
+
+ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
+        "small_dense", "supermask", "weight_agnostic"]
+"""Plot order of the arms."""
+PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
+                 "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
+                 "random_prune": 9}
+"""Arm -> colour in seaborn's 10-colour colorblind palette, fixed for every figure: the arms
+compared most (lottery, reinit, Scratch-B, fine-tuned, small dense) get the most distinct hues,
+the dense reference grey."""
+LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
+          "reinit": "reinit (Scratch-E)", "scratch_b": "Scratch-B", "finetune": "fine-tuned",
+          "sign_constant": "sign constant", "random_prune": "random prune",
+          "small_dense": "small dense", "supermask": "supermask (untrained)",
+          "weight_agnostic": "weight agnostic"}
+COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
+ORDER = {"granularity": ["unstructured", "structured"]}
+"""Facet order where alphabetical is wrong: the LTH's unstructured case first."""
+UNTRAINED = {"supermask", "weight_agnostic"}
+PLAN_KEYS = ["granularity", "criterion", "scope", "schedule", "rewind_step"]
+REGIME_KEYS = ["lr", "warmup"]
+NET_KEYS = ["dataset", "model", "width"]
+NAMES = {"rewind_step": "rewind", "width": "width", "lr": "lr", "warmup": "warmup"}
+
+
+def color(arm: str) -> tuple:
+    return COLORS.get(arm, (0.5, 0.5, 0.5))
+
+
+def label(arm: str) -> str:
+    return LABELS.get(arm, arm)
+
+
+def ordered_arms(arms) -> list[str]:
+    """Known arms in the fixed order, then any others alphabetically."""
+    present = set(arms)
+    return [a for a in ARMS if a in present] + sorted(present - set(ARMS))
+
+
+def theme() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+
+
+def save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
+    """`name`.png and `name`.pdf in `out`; the figure is closed afterwards."""
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def varying(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The keys that take more than one value: only those need a facet or a label."""
+    return [k for k in keys if k in frame and frame[k].nunique(dropna=False) > 1]
+
+
+def describe(values: dict) -> str:
+    """'unstructured, l1_filter, lr 0.1': categorical values bare, numbers with their name."""
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, str):
+            parts.append(value)
+        else:
+            parts.append(f"{NAMES.get(key, key)} {value:g}")
+    return ", ".join(parts)
+
+
+def facet_keys(frame: pd.DataFrame, first: str, keys: list[str]) -> list[str]:
+    """`first` always, then the other keys only where the study varies them."""
+    return [first, *[k for k in varying(frame, keys) if k != first]]
+
+
+def facets(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFrame]]:
+    """(values, part) for each combination of `keys` present, in sorted order."""
+    if not keys:
+        return [({}, frame)]
+    groups = [(dict(zip(keys, k if isinstance(k, tuple) else (k,))), part)
+              for k, part in frame.groupby(keys, sort=True, dropna=False)]
+    return sorted(groups, key=lambda g: [rank(k, v) for k, v in g[0].items()])
+
+
+def rank(key: str, value) -> tuple:
+    order = ORDER.get(key, [])
+    return (order.index(value), "") if value in order else (len(order), value)
+
+
+def band(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and its 95% t interval over seeds (the interval is the mean for one seed)."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, mean, mean
+    half = float(sps.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half
+
+
+def summarise(frame: pd.DataFrame, by: list[str], y: str, x: str | None = None) -> pd.DataFrame:
+    """Per group: n, mean, low, high of `y` (and the mean of `x`)."""
+    rows = []
+    for key, part in frame.dropna(subset=[y]).groupby(by, sort=True):
+        mean, low, high = band(part[y].to_numpy())
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row.update(n=len(part), mean=mean, low=low, high=high)
+        if x is not None:
+            row[x] = part[x].mean()
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "low", "high", *([x] if x else [])])
+
+
+def percent_axis(ax: plt.Axes, smallest: float) -> None:
+    """Log x of % remaining, reversed so sparsity grows to the right (as in the LTH paper)."""
+    ax.set_xscale("log")
+    ticks = [t for t in (100, 70, 50, 30, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if smallest * 0.8 <= t]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    if not ax.xaxis_inverted():
+        ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+
+
+def legend_above(fig: plt.Figure, axes) -> None:
+    """One legend for the whole figure, from the union of the panels' labelled artists."""
+    seen: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(text, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="lower center", frameon=False,
+                   ncol=min(4, len(seen)), bbox_to_anchor=(0.5, 1.0))

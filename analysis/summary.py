@@ -1,0 +1,131 @@
+"""The statistics in words and tables: the verdict table, one sentence per condition, a headline
+per comparison, and the provenance of the runs behind them."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from analysis.stats import CONDITION, MIN_SEEDS
+from analysis.style import describe, varying
+
+PP = ["mean_a", "mean_b", "mean", "t_low", "t_high", "boot_low", "boot_high"]
+CONTEXT = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "rewind_step"]
+
+
+def verdict_numbers(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Every column, accuracies in percent and differences in percentage points (the CSV)."""
+    table = verdicts.copy()
+    table[PP] = table[PP] * 100
+    return table.rename(columns={"mean": "diff_pp", "mean_a": "a_pct", "mean_b": "b_pct"})
+
+
+def verdict_table(verdicts: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(compact table, note naming the columns left out because they never vary)."""
+    keep = [c for c in CONDITION if c in varying(verdicts, CONDITION) or c in ("lr", "round")]
+    fixed = {c: verdicts[c].iloc[0] for c in CONDITION if c not in keep}
+    rows = pd.DataFrame({"comparison": verdicts.comparison})
+    for c in keep:
+        rows[c] = verdicts[c]
+    rows["remaining %"] = verdicts.remaining_pct.round(1)
+    rows["pairs"] = verdicts.n
+    rows["A %"], rows["B %"] = verdicts.mean_a * 100, verdicts.mean_b * 100
+    rows["A−B pp"] = verdicts["mean"] * 100
+    rows["95% t interval"] = _interval(verdicts.t_low, verdicts.t_high)
+    rows["95% bootstrap"] = _interval(verdicts.boot_low, verdicts.boot_high)
+    rows["p"], rows["Holm p"], rows["verdict"] = verdicts.p, verdicts.p_holm, verdicts.verdict
+    note = "Same for every row: " + describe(fixed) + "." if fixed else ""
+    return rows, note
+
+
+def _interval(low: pd.Series, high: pd.Series) -> list[str]:
+    return [f"[{a * 100:+.2f}, {b * 100:+.2f}]" if np.isfinite(a) else "–"
+            for a, b in zip(low, high)]
+
+
+def sentences(verdicts: pd.DataFrame) -> list[str]:
+    """'At lr 0.01, unstructured, 20.0% remaining: lottery beats reinit by +2.1 pp [0.8, 3.4]
+    (Holm p=0.01, 5 seeds).' for every condition, decided or not."""
+    shown = [c for c in varying(verdicts, CONTEXT)  # not those granularity already implies
+             if (verdicts.groupby("granularity")[c].nunique() > 1).any()]
+    lines = []
+    for r in verdicts.itertuples():
+        where = "At " + describe({"lr": r.lr, "granularity": r.granularity,
+                                  **{c: getattr(r, c) for c in shown}})
+        where += f", {r.remaining_pct:.1f}% remaining (round {r.round})"
+        if r.verdict == "too few seeds":
+            lines.append(f"{where}: too few seeds to test {r.a} vs {r.b} ({r.n} pair"
+                         f"{'s' if r.n != 1 else ''}; at least {MIN_SEEDS} needed).")
+            continue
+        tail = f"(Holm p={r.p_holm:.2g}, {r.n} seeds)"
+        if r.verdict.startswith("effect"):
+            win, lose, sign = (r.a, r.b, 1) if r.mean > 0 else (r.b, r.a, -1)
+            low, high = sorted((sign * r.t_low * 100, sign * r.t_high * 100))
+            lines.append(f"{where}: {win} beats {lose} by {sign * r.mean * 100:+.1f} pp "
+                         f"[{low:.1f}, {high:.1f}] {tail}.")
+        else:
+            lines.append(f"{where}: no difference detected between {r.a} and {r.b}, "
+                         f"{r.mean * 100:+.1f} pp [{r.t_low * 100:.1f}, {r.t_high * 100:.1f}] "
+                         f"{tail}.")
+    return lines
+
+
+def headlines(verdicts: pd.DataFrame) -> list[str]:
+    """Per comparison: at how many tested conditions each side wins."""
+    lines = []
+    for name, group in verdicts.groupby("comparison", sort=False):
+        a, b = group.a.iloc[0], group.b.iloc[0]
+        tested = group[group.verdict != "too few seeds"]
+        wins_a = int((tested.verdict == f"effect: {a} better").sum())
+        wins_b = int((tested.verdict == f"effect: {b} better").sum())
+        text = (f"{name}: {a} better at {wins_a}, {b} better at {wins_b}, no effect detected "
+                f"at {len(tested) - wins_a - wins_b} of {len(tested)} conditions tested")
+        near = tested[~tested.verdict.str.startswith("effect")
+                      & ((tested.t_low > 0) | (tested.t_high < 0))]
+        if len(near):
+            text += (f" ({len(near)} of those have an uncorrected 95% interval excluding zero, "
+                     "not significant after Holm)")
+        if len(tested) < len(group):
+            text += f"; {len(group) - len(tested)} with too few seeds"
+        lines.append(text + ".")
+    if "lottery vs reinit" in set(verdicts.comparison):
+        lottery = verdicts[(verdicts.comparison == "lottery vs reinit")
+                           & (verdicts.verdict == "effect: lottery better")]
+        where = sorted({describe({"lr": r.lr, "granularity": r.granularity})
+                        for r in lottery.itertuples()})
+        lines.append("Lottery effect present (lottery > reinit, Holm-adjusted) at: "
+                     + ("; ".join(where) if where else "no condition") + ".")
+    return lines
+
+
+def provenance(experiment: str, uri: str, frame: pd.DataFrame, unusable: pd.DataFrame,
+               unmatched: pd.DataFrame, launches: list, metric: str) -> list[str]:
+    """Where the numbers come from and how many runs stand behind them."""
+    counts = unusable.reason.value_counts().to_dict() if len(unusable) else {}
+    spaces = sorted({r.data.tags.get("study.space", "?") for r in launches}) or ["?"]
+    versions = sorted({r.data.tags.get("study.version", "?") for r in launches}
+                      | set(frame.get("version", pd.Series(dtype=str)).dropna())) or ["?"]
+    latest = max(launches, key=lambda r: r.info.start_time).info.run_id if launches else "none"
+    used = frame.drop_duplicates("run_id")
+    return [f"experiment: {experiment} (tracking store {re.sub(r'//[^/@]*@', '//', uri)})",
+            f"search space: {', '.join(spaces)}; study package version: {', '.join(versions)}",
+            f"launches: {len(launches)}; latest launch run: {latest}",
+            f"metric compared: {metric} (accuracies shown in %, differences in pp)",
+            f"runs analysed: {len(used)} finished ("
+            + ", ".join(f"{k} {v}" for k, v in used.arm.value_counts().sort_index().items())
+            + ")",
+            "runs not analysed: " + ", ".join(
+                f"{k} {counts.get(k, 0)}" for k in ("failed", "killed", "running", "diverged",
+                                                     "skipped", "duplicate"))
+            + "".join(f", {k} {v}" for k, v in counts.items() if k not in (
+                "failed", "killed", "running", "diverged", "skipped", "duplicate")),
+            f"unmatched runs (a compared arm without its partner): "
+            f"{unmatched.run_id.nunique() if len(unmatched) else 0}"]
+
+
+def unusable_table(unusable: pd.DataFrame) -> pd.DataFrame:
+    cols = ["run_id", "id", "stage", "arm", "lr", "granularity", "round", "seed", "reason",
+            "diverged_step", "skip_reason", "note"]
+    return unusable[[c for c in cols if c in unusable]].fillna("")

@@ -1,0 +1,75 @@
+"""Loading: MLflow runs -> the tidy frame, dense baselines per ticket, runs not analysed, and
+the errors for experiments that cannot be analysed."""
+
+from __future__ import annotations
+
+import pytest
+from test_analysis_store import LRS, ROUNDS, SEEDS, arms_of, conditions, synthetic_store
+
+from analysis import AnalysisError
+from analysis.load import load_runs
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    uri, _ = synthetic_store(tmp_path_factory)
+    return load_runs("synthetic", uri)
+
+
+def test_the_frame_is_tidy_and_typed(loaded):
+    frame, _, launches = loaded
+    assert len(launches) == 2
+    assert frame["round"].dtype.kind == "i" and frame.seed.dtype.kind == "i"
+    assert frame.lr.dtype.kind == "f" and frame.width.dtype.kind == "f"
+    assert {"final_test_acc", "early_stop_step", "nonzero_weights", "remaining_pct"} <= set(
+        frame)
+    lottery = frame[(frame.arm == "lottery") & (frame.width == 1.0)
+                    & (frame.granularity == "unstructured")]
+    assert sorted(lottery.remaining_pct.round(6).unique()) == [12.5, 25.0, 50.0]
+    assert not any(c.startswith("study.") for c in frame)
+
+
+def test_one_dense_run_is_round_0_of_every_ticket_it_serves(loaded):
+    frame, _, _ = loaded
+    dense = frame[frame.arm == "dense"]
+    assert dense.run_id.nunique() == len(LRS) * len(SEEDS) + len(SEEDS)
+    # width 1.0 dense runs serve an unstructured and a structured ticket each
+    per_run = dense.groupby("run_id").ticket.nunique()
+    assert sorted(per_run.value_counts().to_dict().items()) == [(1, 5), (2, 10)]
+    assert (dense.remaining_pct == 100).all() and (dense["round"] == 0).all()
+    tickets = frame[frame.stage != "dense"].ticket.unique()
+    assert set(dense.ticket) == set(tickets)
+    pair = dense[dense.ticket.isin(frame[frame.granularity == "structured"].ticket)]
+    assert set(pair.granularity) == {"structured"} and set(pair.criterion) == {"l1_filter"}
+
+
+def test_runs_not_analysed_are_listed_with_their_reason(loaded):
+    frame, unusable, _ = loaded
+    reasons = unusable.set_index("arm").reason.to_dict()
+    assert reasons == {"reinit": "diverged", "scratch_b": "failed", "sign_constant": "skipped"}
+    failed = unusable[unusable.reason == "failed"].iloc[0]
+    assert failed.note == "recomputed by a later run"
+    assert unusable[unusable.reason == "diverged"].diverged_step.iloc[0] == "120"
+    assert not frame.run_id.isin(unusable.run_id).any()
+
+
+def test_every_pruned_cell_has_one_run(loaded):
+    frame, _, _ = loaded
+    pruned = frame[frame.stage != "dense"]
+    assert not pruned.duplicated(["arm", "ticket", "round", "seed"]).any()
+    expected = sum(len(arms_of(w, g)) for w, _, g in conditions()) * len(ROUNDS) * len(SEEDS)
+    assert len(pruned) == expected - 1  # the diverged reinit
+
+
+def test_a_missing_tag_is_named(tmp_path_factory):
+    uri, _ = synthetic_store(tmp_path_factory)
+    with pytest.raises(AnalysisError, match="lacks the required tag 'study.ticket'"):
+        load_runs("untagged", uri)
+
+
+def test_unknown_and_empty_experiments_are_explained(tmp_path_factory):
+    uri, _ = synthetic_store(tmp_path_factory)
+    with pytest.raises(AnalysisError, match="unknown experiment 'nothing'.*known: .*synthetic"):
+        load_runs("nothing", uri)
+    with pytest.raises(AnalysisError, match="'empty' has no trial runs"):
+        load_runs("empty", uri)
