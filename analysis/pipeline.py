@@ -66,6 +66,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     _statistics(book, verdicts)
     fig5 = _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, fig5, uri, metric, echo)
+    _criteria(book, frame, metric)
     book.written += book.figures + write(book.out, f"Study report: {experiment}",
                                          book.sections, book.figures, book.skipped)
     _log(uri, launches, book.written, echo)
@@ -131,6 +132,26 @@ def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, fig5, uri:
             echo(book.skipped[-1])
         else:
             book.figures += save(result, book.out, name)
+
+
+def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
+    """A study comparing criteria: accuracy per criterion, where each shows the lottery effect,
+    and gradual vs one-shot pruning (figure 7 and its tables)."""
+    pruned = frame[frame.granularity.isin(["unstructured", "structured"])]
+    if pruned.empty or pruned.groupby("granularity").criterion.nunique().max() < 2:
+        return  # one criterion per granularity: nothing to compare
+    from analysis import criteria
+
+    book.figures += save(criteria.accuracy_vs_remaining(frame, metric=metric), book.out,
+                         "7_criteria")
+    effects = criteria.lottery_effect(frame, metric)
+    if len(effects):
+        book.table("Which criteria show the lottery effect (lottery − reinit, paired by seed; "
+                   "gap as a fraction)", criteria.which_criteria(effects), "criteria_effect")
+    schedules = criteria.schedule_effect(frame, metric=metric)
+    if len(schedules):
+        book.table("Gradual vs one-shot pruning (iterative − one-shot, lottery arm)",
+                   schedules, "schedule_effect")
 
 
 def _curves(frame: pd.DataFrame, uri: str):
