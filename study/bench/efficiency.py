@@ -9,6 +9,8 @@ unique unit of work once (DESIGN.md: "computed once and reused by id"). Both cou
 
 from __future__ import annotations
 
+import os
+
 from mlflow.tracking import MlflowClient
 
 from study.plan import budget
@@ -131,6 +133,10 @@ def sweep_efficiency(space_name: str = "quickstart", tracking_uri: str | None = 
         if loaded is None:
             out["critical_path"] = {"error": f"no experiment {space.name!r} in {tracking_uri}"}
         else:
-            out["critical_path"] = critical_path(trials, *loaded)
-            echo(f"  critical path: {out['critical_path']}")
+            # the lower bound assumes the store's sweep ran on a machine like this one
+            cp = out["critical_path"] = critical_path(trials, *loaded, cpus=os.cpu_count())
+            if cp["trials_recorded"]:
+                echo(f"  {cp['trials_recorded']} recorded trials: wall {cp['wall_s']:.0f}s, "
+                     f"critical path {cp['critical_path_s']:.0f}s, work {cp['work_s']:.0f}s "
+                     f"(bound on {os.cpu_count()} CPUs {cp['lower_bound_s']:.0f}s)")
     return out

@@ -45,7 +45,7 @@ class BenchConfig:
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
-        sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=3) if quick else {}
+        sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2) if quick else {}
         return cls(quick=quick, trainer=trainer_cases(quick), inference=inference_cases(),
                    **{**sizes, **overrides})
 

@@ -48,8 +48,8 @@ def trainer_cases(quick: bool) -> list[TrainerCase]:
     """MNIST-1D MLP (quickstart), LeNet-300-100 (LTH), Conv-4 (LTH), ResNet-20 (CIFAR)."""
     # many short rounds beat few long ones on a shared machine: a round's two runs are
     # adjacent in time, so a burst of background load hits both
-    mlp_steps, lenet_steps, conv_steps = (100, 25, 2) if quick else (300, 100, 3)
-    fc_reps, conv_reps = (12, 3) if quick else (25, 9)
+    mlp_steps, lenet_steps, conv_steps = (80, 20, 2) if quick else (300, 100, 3)
+    fc_reps, conv_reps = (10, 3) if quick else (25, 9)
     conv_batch = 16 if quick else 60
 
     def spec(**kw) -> TrainSpec:
