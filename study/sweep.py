@@ -140,6 +140,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
             raise ConnectionError(f"cannot join the Ray cluster at {address}: {err}") from None
         return
     pin_loopback()
+    # Ray lowers its workers' priority (niceness 15): on a shared laptop a trial then loses
+    # CPU to anything else running; trials are the work here, so run them at normal priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
 
