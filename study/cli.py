@@ -130,7 +130,7 @@ def sweep(space: SpaceArg,
         counts = run_sweep(loaded, source, trials, tracker, address=address,
                            max_concurrent=max_concurrent, device=device, echo=typer.echo)
     except ConnectionError as err:
-        raise fail(f"--address {address}: {err}") from None
+        raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)

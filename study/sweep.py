@@ -172,7 +172,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     cpus, gpus = space.resources.cpu, space.resources.gpu
     # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
     # cluster whose trials last seconds. Let as many wait as there are CPUs.
-    slots = max(2, int(ray.cluster_resources().get("CPU", 2) / max(space.resources.cpu, 0.01)))
+    slots = max(2, int(ray.cluster_resources().get("CPU", 2) / max(cpus, 0.01)))
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(slots))
     if gpus > 0 and ray.cluster_resources().get("GPU", 0) < gpus:
         raise ConnectionError(f"the space asks for resources.gpu={gpus:g} per trial but this Ray "
