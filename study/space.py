@@ -24,6 +24,7 @@ from study.specs import (
     PruneSpec,
     TrainSpec,
     TrialSpec,
+    flat_fields,
 )
 
 SECTIONS = ("data", "model", "train", "prune", "options")
@@ -268,7 +269,7 @@ def _matches(trial: TrialSpec, key: str, value: str) -> bool:
 
 
 def _fields(trial: TrialSpec) -> dict[str, Any]:
-    flat = _flat(trial.model_dump(mode="json"))
+    flat = flat_fields(trial.model_dump(mode="json"))
     flat["seed"] = trial.dense.seed
     return flat
 
@@ -278,13 +279,3 @@ def _same(actual: Any, wanted: str) -> bool:
         return float(actual) == float(wanted)
     except (TypeError, ValueError):
         return str(actual) == wanted
-
-
-def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

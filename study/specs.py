@@ -43,6 +43,17 @@ class Spec(BaseModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
 
+def flat_fields(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested spec dump as {"dense.train.lr": 0.1, ...}: MLflow params, `--select` keys."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_fields(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _one_of(field: str, value: object, known: tuple[str, ...] | list[str]) -> None:
     if value not in known:
         raise ValueError(f"{field}: unknown value {value!r}; allowed: {', '.join(sorted(known))}")

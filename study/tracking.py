@@ -33,7 +33,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
 from study import __version__
-from study.specs import TrialSpec
+from study.specs import TrialSpec, flat_fields
 
 CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 TERMINAL_OK = ("finished", "diverged", "skipped")
@@ -96,16 +96,6 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.rewind_step": str(p.rewind_step if p else 0),
         "study.version": __version__,
     }
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else str(value)
-    return out
 
 
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -205,7 +195,8 @@ class Tracker:
             rows = [Metric(k, float(v), stamp, 0) for k, v in metrics.items() if _finite(v)]
             rows += [Metric(k, float(r[k]), stamp, int(r["step"]))
                      for r in curves for k in CURVES if _finite(r[k])]
-            params = [Param(k, v[:6000]) for k, v in flatten(spec.model_dump(mode="json")).items()]
+            params = [Param(k, _param_text(v)[:6000])
+                      for k, v in flat_fields(spec.model_dump(mode="json")).items()]
             for i in range(0, len(params), 100):  # MLflow's limits: 100 params, 1000 metrics
                 retrying(self.client.log_batch, run_id, params=params[i : i + 100])
             for i in range(0, len(rows), 1000):
@@ -252,6 +243,10 @@ def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):
                 raise
             time.sleep(first_wait * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def _param_text(value: object) -> str:
+    return json.dumps(value) if isinstance(value, list) else str(value)
 
 
 def _finite(value: float) -> bool:
