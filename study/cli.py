@@ -20,6 +20,12 @@ UriOpt = Annotated[str | None, typer.Option("--tracking-uri",
                                             help="MLflow store (default: ./mlruns/mlflow.db).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where MNIST/CIFAR files "
                                                  "live (default: $STUDY_DATA_DIR or ./data).")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
+ChannelsLastOpt = Annotated[bool | None, typer.Option(
+    "--channels-last/--no-channels-last",
+    help="NHWC layout for conv nets (default: on with CUDA, off on CPU).")]
+CompileOpt = Annotated[bool, typer.Option(
+    "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -27,20 +33,30 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _execution(device: str, channels_last: bool | None, compile: bool):
+    """How trials run here; a CUDA device that is not there fails now."""
+    from study.execution import Execution
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise fail(f"--device {device}: no CUDA device here; use --device cpu")
+    elif device != "cpu":
+        raise fail(f"--device {device}: unknown; use cpu, cuda or cuda:N")
+    return Execution.on(device, channels_last, compile)
+
+
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
              device: str = "cpu"):
     """Load and validate the space, the selection and the store, before any work starts."""
+    from study.execution import bf16_supported
     from study.space import SpaceError, load_space
     from study.space import select as select_trials
     from study.tracking import Tracker, TrackingError
 
     if data_dir is not None:
         os.environ["STUDY_DATA_DIR"] = str(data_dir)
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise fail(f"--device {device}: no CUDA device here; use --device cpu")
     try:
         space, source = load_space(space_name)
         tuned = None
@@ -50,6 +66,10 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
 
             tuned = tuned_values(space, uri or default_uri())
         trials = select_trials(space.expand(tuned), select)
+        if not bf16_supported(device) and any(
+                t.dense.train.precision == "bf16" for t in trials):
+            raise SpaceError(f"train.precision: bf16 needs a GPU with bfloat16 (Ampere or newer)"
+                             f" and {device} has none; set precision fp32 or run on the CPU")
         _check_data(trials)
         tracker = Tracker(space.name, uri)
     except (SpaceError, TrackingError, FileNotFoundError) as err:
@@ -88,14 +108,16 @@ def run(space: SpaceArg,
         select: Annotated[list[str] | None, typer.Option(
             "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
         = None,
-        tracking_uri: UriOpt = None, data_dir: DataDirOpt = None,
-        device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu") -> None:
+        tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
+        channels_last: ChannelsLastOpt = None, compile: CompileOpt = False) -> None:
     """Run every trial of SPACE in this process, one after the other (no Ray)."""
     from study.runner import run_sequential
 
+    execution = _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
-    counts = run_sequential(loaded, source, trials, tracker, device=device, echo=typer.echo)
+    counts = run_sequential(loaded, source, trials, tracker, execution=execution,
+                            echo=typer.echo)
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -114,9 +136,11 @@ def sweep(space: SpaceArg,
               "--max-concurrent", min=1, help="At most N trials at once.")] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
-          device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
+          device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
+          compile: CompileOpt = False) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
+    execution = _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
     from study.plan import describe
@@ -128,7 +152,7 @@ def sweep(space: SpaceArg,
 
     try:
         counts = run_sweep(loaded, source, trials, tracker, address=address,
-                           max_concurrent=max_concurrent, device=device, echo=typer.echo)
+                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo)
     except ConnectionError as err:
         raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
@@ -142,9 +166,11 @@ def tune(space: SpaceArg,
          trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials (the same "
                                              "for every arm: an equal budget).")] = 8,
          tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
-         device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu") -> None:
+         device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
+         compile: CompileOpt = False) -> None:
     """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
     _check_address(address)
+    execution = _execution(device, channels_last, compile)
     from study.specs import ARMS
 
     if arm not in ARMS or arm == "dense":
@@ -155,8 +181,8 @@ def tune(space: SpaceArg,
     from study.tuning import tune_arm
 
     try:
-        tune_arm(loaded, source, specs, tracker, arm, trials, address=address, device=device,
-                 echo=typer.echo)
+        tune_arm(loaded, source, specs, tracker, arm, trials, address=address,
+                 execution=execution, echo=typer.echo)
     except SpaceError as err:
         raise fail(str(err)) from None
 
@@ -167,7 +193,7 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu")
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from study.execution import Execution
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady
@@ -22,17 +23,18 @@ def threads_for(space: Space) -> int:
     return max(1, int(space.resources.cpu))
 
 
-def execute(spec: TrialSpec, tracker: Tracker, device: str = "cpu",
+def execute(spec: TrialSpec, tracker: Tracker, execution: Execution | None = None,
             checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
     """Run one trial against the store's upstream artifacts; a failed parent means skipped."""
     try:
-        return run_trial(spec, tracker.load, device, checkpointer, on_eval)
+        return run_trial(spec, tracker.load, execution, checkpointer, on_eval)
     except UpstreamFailed as err:
         return TrialRecord("skipped", {}, [], tags={"study.skip_reason": str(err)[:500]})
 
 
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
-                   device: str = "cpu", echo: Callable[[str], None] = print) -> dict[str, int]:
+                   execution: Execution | None = None,
+                   echo: Callable[[str], None] = print) -> dict[str, int]:
     """Run the trials not yet done, upstream first; returns counts per outcome."""
     torch.set_num_threads(threads_for(space))
     closed = tracker.close_dangling()
@@ -46,7 +48,7 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     try:
         for i, spec in enumerate(todo, 1):
             try:
-                record = execute(spec, tracker, device)
+                record = execute(spec, tracker, execution)
             except (ArtifactError, UpstreamNotReady) as err:
                 echo(f"[{i}/{len(todo)}] {spec.arm} round {spec.round} failed: {err}")
                 counts["failed"] = counts.get("failed", 0) + 1

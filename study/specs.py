@@ -140,6 +140,9 @@ class TrainSpec(Spec):
     eval_every: int = Field(default=100, ge=1)
     bn_l1: float = Field(default=0.0, ge=0.0)
     """Network Slimming: L1 penalty on BatchNorm scales during training (needs a BN model)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: forward pass and loss under bfloat16 autocast, weights and optimizer state in fp32.
+    Faster on GPUs with bf16 tensor cores; it changes the numbers, so it is part of the id."""
 
     @model_validator(mode="after")
     def _budget_and_milestones(self) -> TrainSpec:

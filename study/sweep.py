@@ -21,6 +21,7 @@ import torch
 from ray import tune
 from ray.tune.search import Searcher
 
+from study.execution import Execution
 from study.runner import execute, threads_for
 from study.space import Space
 from study.specs import TrialSpec
@@ -84,7 +85,7 @@ class TuneCheckpointer(Checkpointer):
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def make_trainable(experiment: str, uri: str, launch: str, device: str, threads: int,
+def make_trainable(experiment: str, uri: str, launch: str, execution: Execution, threads: int,
                    checkpoint_every: int = CHECKPOINT_EVERY):
     """The Tune function trainable: run one trial and record it (once) in the store."""
 
@@ -93,7 +94,7 @@ def make_trainable(experiment: str, uri: str, launch: str, device: str, threads:
         spec = TrialSpec.model_validate_json(config["spec"])
         tracker = Tracker(experiment, uri, probe=False)
         if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
-            record = execute(spec, tracker, device, TuneCheckpointer(checkpoint_every))
+            record = execute(spec, tracker, execution, TuneCheckpointer(checkpoint_every))
             node = {"study.node": ray.get_runtime_context().get_node_id()}
             tracker.record(spec, record.outcome, record.metrics, record.curves,
                            record.artifacts, parent=launch, extra_tags={**record.tags, **node})
@@ -157,7 +158,8 @@ def pin_loopback() -> None:
 
 def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
               address: str | None = None, max_concurrent: int | None = None,
-              device: str = "cpu", echo: Callable[[str], None] = print) -> dict[str, int]:
+              execution: Execution | None = None,
+              echo: Callable[[str], None] = print) -> dict[str, int]:
     """Schedule every trial not yet done; returns counts of trials done and failed."""
     closed = tracker.close_dangling()
     if closed:
@@ -182,8 +184,8 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
-    trainable = make_trainable(space.name, tracker.uri, launch, device, threads_for(space),
-                               space.checkpoint_every)
+    trainable = make_trainable(space.name, tracker.uri, launch, execution or Execution(),
+                               threads_for(space), space.checkpoint_every)
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(

@@ -9,6 +9,7 @@ The learning rate is a pure function of the step, so the schedule needs no state
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from study.data import Splits
+from study.execution import Execution
 from study.specs import TrainSpec
 
 Masks = dict[str, torch.Tensor]
@@ -107,16 +109,27 @@ class BatchOrder:
         return self._perm[i * self.batch : (i + 1) * self.batch]
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for `precision` "bf16"; nothing at all for fp32 (not even a context
+    that is switched off: the loop pays nothing for the option)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean loss, accuracy) in eval mode; (nan, nan) on an empty split."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             precision: str = "fp32") -> tuple[float, float]:
+    """(mean loss, accuracy) in eval mode, in the precision the net trains in; (nan, nan) on an
+    empty split."""
     if len(y) == 0:
         return math.nan, math.nan
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(y), EVAL_BATCH):
-        logits = model(x[i : i + EVAL_BATCH])
+        with autocast(x.device, precision):
+            logits = model(x[i : i + EVAL_BATCH])
         loss += float(nn.functional.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="sum"))
         correct += int((logits.argmax(1) == y[i : i + EVAL_BATCH]).sum())
     model.train(was_training)
@@ -126,16 +139,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_steps: int,
           start_step: int = 0, stop_step: int | None = None, lr: float | None = None,
           masks: Masks | None = None, checkpointer: Checkpointer | None = None,
-          on_eval: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+          on_eval: Callable[[dict[str, float]], None] | None = None,
+          execution: Execution | None = None) -> TrainResult:
     """Train `model` in place from `start_step` to `stop_step` (default `total_steps`).
 
     `masks` ({param name: bool}) keep pruned weights at zero; the schedule spans `total_steps`.
+    `execution` may lay conv tensors out channels-last and compile the training forward.
     """
+    execution = execution or Execution()
     base_lr = spec.lr if lr is None else lr
     stop_step = total_steps if stop_step is None else stop_step
+    if execution.channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if execution.compile else model
     params = dict(model.named_parameters())
-    masked = [(params[n], m.to(params[n].device, params[n].dtype))
-              for n, m in (masks or {}).items()]
+    # each mask takes its weight's device, dtype and memory layout
+    masked = [(params[n], torch.empty_like(params[n]).copy_(m)) for n, m in (masks or {}).items()]
     weights, keep = [p for p, _ in masked], [m for _, m in masked]
     bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     opt = make_optimizer(spec, model.parameters(), base_lr)
@@ -162,7 +181,10 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
         x = data.x_train[idx]
         if data.augment is not None:
             x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
-        loss = nn.functional.cross_entropy(model(x), data.y_train[idx])
+        if execution.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(x.device, spec.precision):  # the loss itself autocasts to fp32
+            loss = nn.functional.cross_entropy(forward(x), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if spec.bn_l1 and bn_scales:  # Network Slimming: subgradient of l1 * sum |gamma|
@@ -182,7 +204,7 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
                                    state.curves, diverged_step=state.step,
                                    resumed_from=resumed_from)
         if evaluate_now:
-            _record(model, data, state, on_eval)
+            _record(model, data, state, on_eval, spec.precision)
             running.zero_()
         if save_now and state.step < stop_step:
             state.seconds = time.perf_counter() - started
@@ -192,13 +214,14 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
                        resumed_from=resumed_from)
 
 
-def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None) -> TrainResult:
+def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
+                  precision: str = "fp32") -> TrainResult:
     """An untrained arm (supermask): its mask applied, one evaluation at step 0, no training."""
     params = dict(model.named_parameters())
     for name, mask in (masks or {}).items():
         _apply([params[name]], [mask.to(params[name].device, params[name].dtype)])
     state = TrainState(step=0)
-    _record(model, data, state, None)
+    _record(model, data, state, None, precision)
     return TrainResult("finished", 0, 0.0, state.curves)
 
 
@@ -210,9 +233,9 @@ def _apply(weights: list[torch.Tensor], keep: list[torch.Tensor]) -> None:
 
 
 def _record(model: nn.Module, data: Splits, state: TrainState,
-            on_eval: Callable[[dict[str, float]], None] | None) -> None:
-    val_loss, val_acc = evaluate(model, data.x_val, data.y_val)
-    _, test_acc = evaluate(model, data.x_test, data.y_test)
+            on_eval: Callable[[dict[str, float]], None] | None, precision: str = "fp32") -> None:
+    val_loss, val_acc = evaluate(model, data.x_val, data.y_val, precision)
+    _, test_acc = evaluate(model, data.x_test, data.y_test, precision)
     row = {"step": state.step, "train_loss": state.loss_sum / max(1, state.loss_count),
            "val_loss": val_loss, "val_acc": val_acc, "test_acc": test_acc}
     state.curves.append(row)

@@ -12,6 +12,7 @@ import torch
 
 from study.arms import ARM_SETUPS
 from study.context import Fetch, TrialContext
+from study.execution import Execution
 from study.models import count
 from study.specs import TrialSpec
 from study.train import Checkpointer, TrainResult, evaluate_only, train
@@ -26,11 +27,12 @@ class TrialRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
+def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
               checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
-    ctx = TrialContext(spec, fetch, device)
+    execution = execution or Execution()
+    ctx = TrialContext(spec, fetch, execution.device)
     setup = ARM_SETUPS[spec.arm](ctx)
-    model = setup.model.to(device)
+    model = setup.model.to(execution.device)
     lr = spec.options.lr if spec.options.lr is not None else setup.lr
     train_spec = setup.train or spec.dense.train
     if spec.options.weight_decay is not None:
@@ -38,9 +40,10 @@ def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
     if setup.trains:
         result = train(model, ctx.data, train_spec, seed=spec.dense.seed,
                        total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
-                       masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval)
+                       masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval,
+                       execution=execution)
     else:
-        result = evaluate_only(model, ctx.data, setup.masks)
+        result = evaluate_only(model, ctx.data, setup.masks, train_spec.precision)
     counts = count(model, setup.masks)
     metrics = {
         **result.summary(), **setup.metrics,
@@ -53,11 +56,12 @@ def run_trial(spec: TrialSpec, fetch: Fetch, device: str = "cpu",
     artifacts = dict(setup.artifacts)
     if spec.stage in ("dense", "imp") and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return TrialRecord(result.outcome, metrics, result.curves, artifacts, _tags(result))
+    return TrialRecord(result.outcome, metrics, result.curves, artifacts,
+                       _tags(result, execution))
 
 
-def _tags(result: TrainResult) -> dict[str, str]:
-    tags = {}
+def _tags(result: TrainResult, execution: Execution) -> dict[str, str]:
+    tags = execution.tags()
     if result.diverged_step is not None:
         tags["study.diverged_step"] = str(result.diverged_step)
     if result.resumed_from is not None:

@@ -16,6 +16,7 @@ import torch
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from study.execution import Execution
 from study.runner import execute, run_sequential, threads_for
 from study.space import Space, SpaceError
 from study.specs import ArmOptions, TrialSpec
@@ -41,14 +42,14 @@ def with_options(spec: TrialSpec, **values: float) -> TrialSpec:
 
 
 def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, arm: str,
-             n_trials: int, *, address: str | None = None, device: str = "cpu",
+             n_trials: int, *, address: str | None = None, execution: Execution | None = None,
              echo: Callable[[str], None] = print) -> dict[str, float]:
     """Run `n_trials` TPE trials of `arm`'s lr (and weight decay); returns the best values."""
     base = tuning_trial(trials, arm)
     dense = base.parents()[0]
     ticket = [t for t in trials if t.stage == "imp" and t.ticket == base.ticket
               and t.round <= base.round]
-    run_sequential(space, source, [dense, *ticket], tracker, device=device,
+    run_sequential(space, source, [dense, *ticket], tracker, execution=execution,
                    echo=lambda line: None)  # the ticket the arm is tuned on, trained once
     connect(address)
     tuning = Tracker(f"{space.name}-tuning", tracker.uri)
@@ -60,7 +61,7 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
         spec = with_options(base, **config)
-        record = execute(spec, Tracker(experiment, uri), device)
+        record = execute(spec, Tracker(experiment, uri), execution)
         Tracker(f"{experiment}-tuning", uri).record(
             spec, record.outcome, record.metrics, record.curves, {},
             extra_tags={"study.tuning": arm})
