@@ -21,9 +21,8 @@ UriOpt = Annotated[str | None, typer.Option("--tracking-uri",
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where MNIST/CIFAR files "
                                                  "live (default: $STUDY_DATA_DIR or ./data).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
-ChannelsLastOpt = Annotated[bool | None, typer.Option(
-    "--channels-last/--no-channels-last",
-    help="NHWC layout for conv nets (default: on with CUDA, off on CPU).")]
+ChannelsLastOpt = Annotated[bool, typer.Option(
+    "--channels-last/--no-channels-last", help="NHWC memory layout for conv nets.")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
 
@@ -33,7 +32,7 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _execution(device: str, channels_last: bool | None, compile: bool):
+def _execution(device: str, channels_last: bool, compile: bool):
     """How trials run here; a CUDA device that is not there fails now."""
     from study.execution import Execution
 
@@ -44,7 +43,7 @@ def _execution(device: str, channels_last: bool | None, compile: bool):
             raise fail(f"--device {device}: no CUDA device here; use --device cpu")
     elif device != "cpu":
         raise fail(f"--device {device}: unknown; use cpu, cuda or cuda:N")
-    return Execution.on(device, channels_last, compile)
+    return Execution(device, channels_last, compile)
 
 
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
@@ -109,7 +108,7 @@ def run(space: SpaceArg,
             "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
         = None,
         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
-        channels_last: ChannelsLastOpt = None, compile: CompileOpt = False) -> None:
+        channels_last: ChannelsLastOpt = True, compile: CompileOpt = False) -> None:
     """Run every trial of SPACE in this process, one after the other (no Ray)."""
     from study.runner import run_sequential
 
@@ -136,7 +135,7 @@ def sweep(space: SpaceArg,
               "--max-concurrent", min=1, help="At most N trials at once.")] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
-          device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
+          device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = True,
           compile: CompileOpt = False) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
@@ -166,7 +165,7 @@ def tune(space: SpaceArg,
          trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials (the same "
                                              "for every arm: an equal budget).")] = 8,
          tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
-         device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
+         device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = True,
          compile: CompileOpt = False) -> None:
     """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
     _check_address(address)
@@ -193,7 +192,7 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False)
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=True, compile=False)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 
@@ -231,20 +230,26 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
               "--tracking-uri", help="A store with a finished quickstart: adds its wall time "
               "against the critical path.")] = None,
           part: Annotated[list[str] | None, typer.Option(
-              "--part", help="Run only these: trainer, orchestration, inference, efficiency.")]
+              "--part", help="Run only these: trainer, options, orchestration, inference, "
+              "efficiency.")]
           = None,
           threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
           docs: Annotated[bool, typer.Option(help="Copy speed.png to docs/figures/.")] = True,
           profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
-          = False) -> None:
+          = False,
+          device: Annotated[str, typer.Option(help="Where the options part trains: cuda for "
+                                              "the GPU check (the others measure the CPU).")]
+          = "cpu") -> None:
     """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
     from study.bench import PARTS, BenchConfig, run_bench
 
     unknown = sorted(set(part or []) - set(PARTS))
     if unknown:
         raise fail(f"--part {', '.join(unknown)}: unknown; allowed: {', '.join(PARTS)}")
+    _execution(device, True, False)  # a CUDA device that is not here fails now
     config = BenchConfig.for_mode(quick, threads=threads, tracking_uri=tracking_uri,
-                                  parts=tuple(p for p in PARTS if p in (part or PARTS)))
+                                  parts=tuple(p for p in PARTS if p in (part or PARTS)),
+                                  device=device)
     root = Path(__file__).resolve().parents[1]
     figure = (root if (root / "pyproject.toml").exists() else Path.cwd()) / "docs" / "figures"
     results = run_bench(config, out, figure / "speed.png" if docs else None, echo=typer.echo,

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from study.bench import BenchConfig, run_bench
 from study.bench.efficiency import critical_path, plan_efficiency
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
+from study.bench.options import OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
 from study.bench.report import ratios_figure, speed_figure, verdict
 from study.bench.sparse import csr_copy, masked_copy, structured_copy
@@ -39,9 +40,10 @@ def one_thread():
 
 
 def _tiny_config(**overrides) -> BenchConfig:
-    return BenchConfig(trainer=[TINY_TRAINER], inference=TINY_INFERENCE[:1],
-                       sparsities=(0.5, 0.9), batches=(1, 4), inference_reps=1, space="smoke",
-                       parts=("trainer", "inference", "efficiency"), **overrides)
+    return BenchConfig(trainer=[TINY_TRAINER], options=[OptionCase(TINY_TRAINER, ("bf16",))],
+                       inference=TINY_INFERENCE[:1], sparsities=(0.5, 0.9), batches=(1, 4),
+                       inference_reps=1, space="smoke",
+                       parts=("trainer", "options", "inference", "efficiency"), **overrides)
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -57,6 +59,21 @@ def test_trainer_row_is_well_formed_and_the_loop_adds_little_work(masked):
     # (its on-device running loss: add_ + detach), and fewer once masks are fused
     ops = row["aten_ops_per_step"]
     assert ops["library"] - ops["bare"] <= 3, row["extra_ops_per_step"]
+
+
+def test_option_rows_time_the_option_against_the_default_loop():
+    conv = TrainerCase("tiny-conv", "conv2", (3, 32, 32), TrainSpec(batch_size=4, steps=1),
+                       steps=2, reps=2, samples=16)
+    row = bench_option(conv, "channels_last")
+    assert row["option"] == "channels_last" and row["ratio"] > 0
+    assert set(row["samples_per_s"]) == {"default", "channels_last"}
+    assert all(len(row["times_s"][n]["cpu"]) == 2 for n in ("default", "channels_last"))
+    quick = {(c.case.name, o) for c in option_cases([TINY_TRAINER, conv], True)
+             for o in c.options}
+    assert quick == set()  # only the named bench models get option rows
+    names = {(c.case.name, o) for c in BenchConfig.for_mode(True).options for o in c.options}
+    assert ("mlp-mnist1d", "compile") in names and ("resnet20", "channels_last") in names
+    assert ("conv4", "compile") not in names  # minutes to compile on a CPU core: full only
 
 
 def test_bare_loop_keeps_pruned_weights_at_zero():
@@ -162,6 +179,7 @@ def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
     for key, value in saved["ratios"].items():
         assert (value is None) == key.startswith(("orchestration/", "efficiency/wall")), key
     assert saved["ratios"]["trainer/tiny-mlp/masked80"] > 0
+    assert saved["ratios"]["options/tiny-mlp/bf16"] > 0
     assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
     for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
@@ -176,7 +194,8 @@ def test_verdicts_name_met_missed_and_noise():
     assert verdict("trainer/x/unmasked", 0.97) == (">= 0.95", "met")
     assert verdict("trainer/x/unmasked", 0.90, (0.85, 0.96))[1] == "missed, within noise"
     assert verdict("trainer/x/unmasked", 0.90, (0.85, 0.93))[1] == "MISSED"
-    assert verdict("orchestration/sweep_over_run", 1.2)[1] == "MISSED"
+    assert verdict("orchestration/trial_in_sweep_over_run", 1.2)[1] == "MISSED"
+    assert verdict("orchestration/lone_trial_sweep_over_run", 1.2) == ("", "")
     assert verdict("orchestration/parallel_speedup", None)[1] == "skipped"
     assert verdict("efficiency/naive_over_unique_steps", 4.0) == ("", "")
 
@@ -200,3 +219,7 @@ def test_orchestration_through_ray(ray_local):
     out = bench_orchestration(0.5, 1, echo=lambda s: None)
     assert out["sweep_over_run"] > 0 and out["fixed"]["mlflow_store_create_s"] > 0
     assert out["parallel"]["speedup"] > 0 and out["parallel"]["span_speedup"] > 0
+    launch = out["launch"]
+    assert launch["tune_launch_s"] > 0 and launch["study_import_s"] > 0
+    assert launch["overhead_s"] == pytest.approx(sum(v for k, v in launch.items()
+                                                     if k != "overhead_s"))

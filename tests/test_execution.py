@@ -85,11 +85,10 @@ def test_compiled_forward_trains_to_the_same_weights():
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-4, atol=1e-5)
 
 
-def test_execution_defaults_follow_the_device_and_are_recorded():
-    assert Execution.on("cpu") == Execution("cpu", channels_last=False, compile=False)
-    assert Execution.on("cuda").channels_last and not Execution.on("cuda", False).channels_last
-    assert Execution.on("cpu").tags() == {"study.device": "cpu", "study.channels_last": "False",
-                                          "study.compile": "False"}
+def test_execution_defaults_and_tags():
+    assert Execution() == Execution("cpu", channels_last=True, compile=False)
+    assert Execution().tags() == {"study.device": "cpu", "study.channels_last": "True",
+                                  "study.compile": "False"}
     assert bf16_supported("cpu")
 
 

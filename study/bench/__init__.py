@@ -1,9 +1,11 @@
 """`study bench`: the study's own speed, measured against bare PyTorch, and what pruning buys.
 
-Four parts, every number a ratio of things timed side by side in the same run:
+Five parts, every number a ratio of things timed side by side in the same run:
 
 - `trainer`: `study.train.train` against a minimal hand-written loop (samples/s), with and
   without 80% masks;
+- `options`: bf16 autocast, channels-last and torch.compile, each against the default loop
+  (do they pay on this machine?);
 - `orchestration`: one trial through `study run`'s path against `study sweep`'s (Ray Tune +
   MLflow), fixed start-up costs apart, and 2 trials side by side against one after the other;
 - `inference`: dense, zeros kept dense, CSR kernels and physically shrunk nets, per sparsity;

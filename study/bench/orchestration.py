@@ -3,9 +3,16 @@
 The run path is `run_sequential` (execute + Tracker.record into a temporary SQLite store), in
 this process, warm. The sweep path is `run_sweep` on local Ray: Tune, a trial actor in a fresh
 worker process, the record written from there. Both paths run in turn (run, sweep, sweep, run,
-...) on a fresh experiment each time, so nothing is skipped as already done. Fixed costs that a
-whole session pays once (MLflow store creation; ray.init until its workers are up) are timed on
-their own.
+...) on a fresh experiment each time, so nothing is skipped as already done.
+
+What a sweep costs beyond the run path comes in three kinds, each measured:
+- once per command: creating the MLflow store, `ray.init` until its workers are up;
+- once per launch and concurrent trial: Tune's start and a fresh actor process, which imports
+  what a trial needs (ray.tune, torch, MLflow, torch._dynamo on the first optimizer); the lone
+  trial's launch overhead is split into these by a no-op Tune launch and by timing the imports
+  in a fresh interpreter, as a Ray worker starts;
+- per trial: what one more trial costs inside a running sweep, whose actor is reused: record
+  to record in a sequential launch, against the run path's trial. The 5% target is this one.
 
 Parallel efficiency: two independent trials in one sweep, one after the other
 (`max_concurrent=1`) against side by side (`max_concurrent=2`), on as many Ray CPUs as cores.
@@ -15,9 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -106,9 +116,10 @@ def calibrate(uri: str, target_seconds: float) -> tuple[int, float]:
     return max(50, round(target_seconds / per_step)), per_step
 
 
-def bench_orchestration(trial_seconds: float, reps: int, parallel: bool = True,
+def bench_orchestration(trial_seconds: float, reps: int, many_trials: bool = True,
                         echo=print) -> dict:
-    """Run vs sweep for one trial, fixed costs apart, and 2-trial parallel efficiency."""
+    """Run vs sweep for one trial, fixed costs apart; with `many_trials`, one more trial in a
+    running sweep and the 2-trial parallel efficiency."""
     import ray
 
     from study.sweep import connect
@@ -123,36 +134,97 @@ def bench_orchestration(trial_seconds: float, reps: int, parallel: bool = True,
         nice: list[int] = []
         ray_s = timed(lambda: nice.extend(_start_ray(connect)))[0]
         trial = [dense_trial(steps)]
-        walls: dict[str, list[float]] = {"run": [], "sweep": []}
+        walls: dict[str, list[float]] = {"run": [], "sweep": [], "tune_noop": []}
         for rep in range(reps):
             for path in ("run", "sweep") if rep % 2 == 0 else ("sweep", "run"):
                 go = run_path if path == "run" else sweep_path
                 walls[path].append(go(f"bench-{path}-{rep}", uri, trial))
+            walls["tune_noop"].append(tune_noop())
         train = {p: median([trial_runs(uri, f"bench-{p}-{i}")[0]["train_seconds"]
-                            for i in range(reps)]) for p in walls}
+                            for i in range(reps)]) for p in ("run", "sweep")}
         run_s, sweep_s = median(walls["run"]), median(walls["sweep"])
+        launch = launch_costs(sweep_s - run_s, median(walls["tune_noop"]), actor_imports())
         out = {
             "trial_steps": steps, "seconds_per_step": per_step, "reps": reps,
             "ray_worker_niceness": sorted(set(nice)), "load_average": load_average(),
             "fixed": {"mlflow_store_create_s": store_s,
                       "ray_start_s": ray_s if started_ray else None},
-            "run_s": walls["run"], "sweep_s": walls["sweep"], "train_seconds": train,
-            "sweep_over_run": sweep_s / run_s, "overhead": sweep_s / run_s - 1.0,
-            "launch_overhead_s": sweep_s - run_s,
+            "launch": launch, "walls_s": walls, "train_seconds": train,
+            "sweep_over_run": sweep_s / run_s,
         }
-        echo(f"  orchestration: run {run_s:.1f}s, sweep {sweep_s:.1f}s (+{out['overhead']:.0%});"
-             f" store {store_s:.1f}s, ray.init + workers up {ray_s:.1f}s")
-        if parallel:
-            out["parallel"] = _parallel(uri, steps, run_s)
-            p = out["parallel"]
-            echo(f"  parallel: 2 trials one after the other {p['sequential_s']:.1f}s, side by "
-                 f"side {p['parallel_s']:.1f}s: {p['speedup']:.2f}x (training spans "
+        echo(f"  orchestration: lone trial run {run_s:.1f}s, sweep {sweep_s:.1f}s; launch "
+             f"overhead {launch['overhead_s']:.1f}s = " + ", ".join(
+                 f"{k.removesuffix('_s')} {v:.1f}" for k, v in launch.items()
+                 if k != "overhead_s") + f"; once per command: store {store_s:.1f}s, "
+             f"ray.init + workers up {ray_s:.1f}s")
+        if many_trials:
+            out["per_trial"] = _per_trial(uri, steps, run_s)
+            out["parallel"] = p = _parallel(uri, steps)
+            echo(f"  one more trial in a running sweep: "
+                 f"{out['per_trial']['trial_in_sweep_over_run']:.3f}x the run path's; 2 trials "
+                 f"one after the other {p['sequential_s']:.1f}s, side by side "
+                 f"{p['parallel_s']:.1f}s: {p['speedup']:.2f}x (training spans "
                  f"{p['span_speedup']:.2f}x)")
         return out
     finally:
         if started_ray:
             ray.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def tune_noop() -> float:
+    """Wall seconds of a Tune launch whose one trial only reports: Tune's own start and stop,
+    a fresh actor process and its `ray.tune` import, and nothing of the study."""
+    from ray import tune
+
+    def noop(config: dict) -> None:  # nested: pickled by value, so the actor imports no study
+        tune.report({"done": 1})
+
+    def go() -> None:
+        storage = tempfile.mkdtemp(prefix="study-bench-tune-")
+        try:
+            tune.Tuner(tune.with_resources(noop, {"cpu": 1}),
+                       run_config=tune.RunConfig(storage_path=storage, verbose=0)).fit()
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        return timed(go)[0]
+
+
+ACTOR_IMPORTS = """
+import json, time
+t0 = time.perf_counter()
+import ray.tune
+t1 = time.perf_counter()
+import study.sweep
+t2 = time.perf_counter()
+import torch
+torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+t3 = time.perf_counter()
+print(json.dumps({"ray_tune_import_s": t1 - t0, "study_import_s": t2 - t1,
+                  "first_optimizer_s": t3 - t2}))
+"""
+
+
+def actor_imports() -> dict[str, float]:
+    """What a fresh Ray worker imports before a trial runs, timed in a fresh interpreter:
+    ray.tune (Tune's actor), then the study (torch, MLflow, Ray), then torch._dynamo, which
+    `torch.optim` imports on first use."""
+    done = subprocess.run([sys.executable, "-c", ACTOR_IMPORTS], capture_output=True, text=True,
+                          check=True, timeout=300)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def launch_costs(overhead_s: float, tune_noop_s: float, imports: dict[str, float]) -> dict:
+    """A lone trial's launch overhead (sweep - run, seconds) split into what was measured: Tune's
+    launch with a bare actor (which includes the ray.tune import), the study's imports and the
+    first optimizer's torch._dynamo import, and the rest (opening the store and reading the
+    dataset cache in the new process, recording from there)."""
+    parts = {"tune_launch_s": tune_noop_s, "study_import_s": imports["study_import_s"],
+             "first_optimizer_s": imports["first_optimizer_s"]}
+    return {"overhead_s": overhead_s, **parts, "rest_s": overhead_s - sum(parts.values())}
 
 
 def _start_ray(connect) -> list[int]:
@@ -166,19 +238,25 @@ def _start_ray(connect) -> list[int]:
     return ray.get([niceness.remote() for _ in range(int(ray.cluster_resources()["CPU"]))])
 
 
-def _parallel(uri: str, steps: int, run_s: float) -> dict:
+def _per_trial(uri: str, steps: int, run_s: float, trials: int = 3) -> dict:
+    """One launch of `trials` trials, one after the other: each trial after the first reuses
+    the actor, so record to record is what one more trial costs inside a running sweep."""
+    sweep_path("bench-per-trial", uri, [dense_trial(steps, seed) for seed in range(trials)],
+               max_concurrent=1)
+    ends = sorted(r["end"] for r in trial_runs(uri, "bench-per-trial"))
+    gaps = [b - a for a, b in zip(ends, ends[1:])]
+    return {"gaps_s": gaps, "trial_in_sweep_over_run": median(gaps) / run_s}
+
+
+def _parallel(uri: str, steps: int) -> dict:
     trials = [dense_trial(steps, seed) for seed in (0, 1)]
     sequential = sweep_path("bench-sequential", uri, trials, max_concurrent=1)
     side_by_side = sweep_path("bench-parallel", uri, trials, max_concurrent=2)
     runs = {n: trial_runs(uri, f"bench-{n}") for n in ("sequential", "parallel")}
     spans = {n: compute_span(r) for n, r in runs.items()}
-    first, second = sorted(r["end"] for r in runs["sequential"])
     return {
         "sequential_s": sequential, "parallel_s": side_by_side,
         "speedup": sequential / side_by_side,
         "span_speedup": spans["sequential"] / spans["parallel"],
         "spans_s": spans,
-        # the sequential launch's second trial reuses the first one's actor: record to record,
-        # what one more trial costs inside a running sweep, against the run path's trial
-        "marginal_trial_over_run": (second - first) / run_s,
     }

@@ -19,21 +19,22 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 TARGETS = {  # key prefix -> (comparison, threshold)
     "trainer/": (">=", 0.95),
-    "orchestration/sweep_over_run": ("<=", 1.05),
+    "orchestration/trial_in_sweep_over_run": ("<=", 1.05),
     "orchestration/parallel_speedup": (">=", 1.8),
     "orchestration/parallel_span_speedup": (">=", 1.8),
 }
 
 
 def ratio_keys(trainer: list[str], models: list[str], batches: list[int],
-               sparsities: list[float]) -> list[str]:
+               sparsities: list[float], options: list[tuple[str, str]]) -> list[str]:
     """Every ratio the JSON carries (None where a part was skipped), in table order."""
     from study.bench.inference import METHODS
 
     keys = [f"trainer/{case}/{masks}" for case in trainer for masks in ("unmasked", "masked80")]
-    keys += ["orchestration/sweep_over_run", "orchestration/train_seconds_sweep_over_run",
-             "orchestration/marginal_trial_over_run", "orchestration/parallel_speedup",
+    keys += ["orchestration/trial_in_sweep_over_run", "orchestration/lone_trial_sweep_over_run",
+             "orchestration/train_seconds_sweep_over_run", "orchestration/parallel_speedup",
              "orchestration/parallel_span_speedup"]
+    keys += [f"options/{case}/{option}" for case, option in options]
     keys += [f"inference/{m}/b{b}/{method}/{round(s * 100)}" for m in models for b in batches
              for method in METHODS for s in sparsities]
     keys += ["efficiency/naive_over_unique_steps", "efficiency/wall_over_critical_path",
@@ -49,14 +50,18 @@ def collect_ratios(results: dict, keys: list[str]) -> dict[str, float | None]:
         found[f"trainer/{row['case']}/{masks}"] = row["ratio"]
     orch = results.get("orchestration") or {}
     if orch:
-        found["orchestration/sweep_over_run"] = orch["sweep_over_run"]
+        found["orchestration/lone_trial_sweep_over_run"] = orch["sweep_over_run"]
         t = orch["train_seconds"]
         found["orchestration/train_seconds_sweep_over_run"] = t["sweep"] / t["run"]
+        if orch.get("per_trial"):
+            found["orchestration/trial_in_sweep_over_run"] = (
+                orch["per_trial"]["trial_in_sweep_over_run"])
         par = orch.get("parallel") or {}
         if par:
-            found["orchestration/marginal_trial_over_run"] = par["marginal_trial_over_run"]
             found["orchestration/parallel_speedup"] = par["speedup"]
             found["orchestration/parallel_span_speedup"] = par["span_speedup"]
+    for row in results.get("options") or []:
+        found[f"options/{row['case']}/{row['option']}"] = row["ratio"]
     for row in results.get("inference") or []:
         key = (f"inference/{row['model']}/b{row['batch']}/{row['method']}/"
                f"{round(row['sparsity'] * 100)}")
@@ -72,9 +77,12 @@ def collect_ratios(results: dict, keys: list[str]) -> dict[str, float | None]:
 
 
 def intervals(results: dict) -> dict[str, tuple[float, float]]:
-    """Bootstrap intervals of the ratios that have them (the trainer's)."""
-    return {f"trainer/{r['case']}/{'unmasked' if r['masks'] == 'none' else 'masked80'}":
-            tuple(r["ratio_interval"]) for r in results.get("trainer") or []}
+    """Bootstrap intervals of the ratios that have them (the trainer's and the options')."""
+    out = {f"trainer/{r['case']}/{'unmasked' if r['masks'] == 'none' else 'masked80'}":
+           tuple(r["ratio_interval"]) for r in results.get("trainer") or []}
+    out.update({f"options/{r['case']}/{r['option']}": tuple(r["ratio_interval"])
+                for r in results.get("options") or []})
+    return out
 
 
 def _meets(value: float, op: str, threshold: float) -> bool:
@@ -175,7 +183,8 @@ def ratios_figure(trainer: list[dict], ratios: dict[str, float | None]) -> plt.F
         sns.barplot(x=list(orch.values()), y=list(orch), ax=right, color="C0", orient="h")
         for target in (1.05, 1.8):
             right.axvline(target, color="C3", ls="--", lw=1, gid="target")
-        right.set(xlabel="ratio (targets: sweep/run <= 1.05, parallel >= 1.8)", ylabel="",
+        right.set(xlabel="ratio (targets: trial in sweep / run <= 1.05, parallel >= 1.8)",
+                  ylabel="",
                   title="Orchestration")
     else:
         right.set_axis_off()

@@ -12,13 +12,14 @@ import torch
 
 from study.bench.efficiency import sweep_efficiency
 from study.bench.inference import InferenceCase, inference_cases, run_inference
+from study.bench.options import OptionCase, option_cases, run_options
 from study.bench.orchestration import bench_orchestration
 from study.bench.profiling import cprofiled
 from study.bench.report import collect_ratios, intervals, ratio_keys, table, write
 from study.bench.timing import load_average, torch_threads
 from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
 
-PARTS = ("trainer", "orchestration", "inference", "efficiency")
+PARTS = ("trainer", "options", "orchestration", "inference", "efficiency")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class BenchConfig:
     """Torch threads for the in-process measurements (a trial's default: 1 CPU)."""
     parts: tuple[str, ...] = PARTS
     trainer: list[TrainerCase] = field(default_factory=list)
+    options: list[OptionCase] = field(default_factory=list)
+    """bf16, channels-last and compile, each against the default loop."""
     trial_seconds: float = 30.0
     """Length of the orchestration trial (the 5% target is stated for 30 s)."""
     orchestration_reps: int = 2
@@ -42,16 +45,21 @@ class BenchConfig:
     """Space whose plan the efficiency part counts."""
     tracking_uri: str | None = None
     """A store holding a finished run of `space`: adds wall time against the critical path."""
+    device: str = "cpu"
+    """Where the options part trains (the GPU check); the other parts measure the CPU."""
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
         sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2) if quick else {}
-        return cls(quick=quick, trainer=trainer_cases(quick), inference=inference_cases(),
-                   **{**sizes, **overrides})
+        trainer = trainer_cases(quick)
+        device = overrides.get("device", "cpu")
+        return cls(quick=quick, trainer=trainer, options=option_cases(trainer, quick, device),
+                   inference=inference_cases(), **{**sizes, **overrides})
 
     def keys(self) -> list[str]:
         return ratio_keys([c.name for c in self.trainer], [c.name for c in self.inference],
-                          list(self.batches), list(self.sparsities))
+                          list(self.batches), list(self.sparsities),
+                          [(c.case.name, o) for c in self.options for o in c.options])
 
 
 def _meta(config: BenchConfig) -> dict:
@@ -60,7 +68,9 @@ def _meta(config: BenchConfig) -> dict:
                                   text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         revision = ""
+    gpu = torch.cuda.get_device_name(config.device) if config.device.startswith("cuda") else None
     return {"quick": config.quick, "threads": config.threads, "torch": torch.__version__,
+            "device": config.device, "gpu": gpu,
             "python": platform.python_version(), "machine": platform.machine(),
             "cpus": torch.multiprocessing.cpu_count(), "git": revision,
             "load_average_start": load_average(), "trial_seconds": config.trial_seconds,
@@ -95,6 +105,8 @@ def run_bench(config: BenchConfig, out: Path | None = None, docs_figure: Path | 
 def _run_part(part: str, config: BenchConfig, echo):
     if part == "trainer":
         return run_trainer(config.trainer, echo)
+    if part == "options":
+        return run_options(config.options, config.device, echo=echo)
     if part == "orchestration":
         return bench_orchestration(config.trial_seconds, config.orchestration_reps, echo=echo)
     if part == "inference":

@@ -68,10 +68,12 @@ def trainer_cases(quick: bool) -> list[TrainerCase]:
     ]
 
 
-def synthetic_splits(shape: tuple[int, ...], n: int, seed: int = 0) -> Splits:
-    """Random inputs and labels of a dataset's shape; empty validation and test splits."""
+def synthetic_splits(shape: tuple[int, ...], n: int, seed: int = 0,
+                     device: str = "cpu") -> Splits:
+    """Random inputs and labels of a dataset's shape on `device`; empty validation and test."""
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.randn(n, *shape, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+    x, y = x.to(device), y.to(device)
     return Splits(x, y, x[:0], y[:0], x[:0], y[:0], DatasetInfo("random", shape, 10, n, 0))
 
 
