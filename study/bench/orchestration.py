@@ -143,7 +143,8 @@ def bench_orchestration(trial_seconds: float, reps: int, many_trials: bool = Tru
         train = {p: median([trial_runs(uri, f"bench-{p}-{i}")[0]["train_seconds"]
                             for i in range(reps)]) for p in ("run", "sweep")}
         run_s, sweep_s = median(walls["run"]), median(walls["sweep"])
-        launch = launch_costs(sweep_s - run_s, median(walls["tune_noop"]), actor_imports())
+        launch = launch_costs(sweep_s - run_s, median(walls["tune_noop"]),
+                              actor_start("bench-sweep-0", uri))
         out = {
             "trial_steps": steps, "seconds_per_step": per_step, "reps": reps,
             "ray_worker_niceness": sorted(set(nice)), "load_average": load_average(),
@@ -193,8 +194,8 @@ def tune_noop() -> float:
         return timed(go)[0]
 
 
-ACTOR_IMPORTS = """
-import json, time
+ACTOR_START = """
+import json, sys, time
 t0 = time.perf_counter()
 import ray.tune
 t1 = time.perf_counter()
@@ -203,27 +204,29 @@ t2 = time.perf_counter()
 import torch
 torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 t3 = time.perf_counter()
+study.sweep.Tracker(sys.argv[1], sys.argv[2], probe=False)
+t4 = time.perf_counter()
 print(json.dumps({"ray_tune_import_s": t1 - t0, "study_import_s": t2 - t1,
-                  "first_optimizer_s": t3 - t2}))
+                  "first_optimizer_s": t3 - t2, "store_open_s": t4 - t3}))
 """
 
 
-def actor_imports() -> dict[str, float]:
-    """What a fresh Ray worker imports before a trial runs, timed in a fresh interpreter:
-    ray.tune (Tune's actor), then the study (torch, MLflow, Ray), then torch._dynamo, which
-    `torch.optim` imports on first use."""
-    done = subprocess.run([sys.executable, "-c", ACTOR_IMPORTS], capture_output=True, text=True,
-                          check=True, timeout=300)
+def actor_start(experiment: str, uri: str) -> dict[str, float]:
+    """What a fresh Ray worker does before its trial trains, timed in a fresh interpreter:
+    import ray.tune (Tune's actor), then the study (torch, MLflow, Ray); torch.optim's first
+    use, which imports torch._dynamo; opening the store (MLflow checks its schema)."""
+    done = subprocess.run([sys.executable, "-c", ACTOR_START, experiment, uri],
+                          capture_output=True, text=True, check=True, timeout=300)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def launch_costs(overhead_s: float, tune_noop_s: float, imports: dict[str, float]) -> dict:
+def launch_costs(overhead_s: float, tune_noop_s: float, start: dict[str, float]) -> dict:
     """A lone trial's launch overhead (sweep - run, seconds) split into what was measured: Tune's
-    launch with a bare actor (which includes the ray.tune import), the study's imports and the
-    first optimizer's torch._dynamo import, and the rest (opening the store and reading the
-    dataset cache in the new process, recording from there)."""
-    parts = {"tune_launch_s": tune_noop_s, "study_import_s": imports["study_import_s"],
-             "first_optimizer_s": imports["first_optimizer_s"]}
+    launch with a bare actor (which includes the ray.tune import), the study's imports, the
+    first optimizer's torch._dynamo import, opening the store, and the rest (Tune handing the
+    trial over, reading the dataset cache in the new process, recording from there)."""
+    parts = {"tune_launch_s": tune_noop_s,
+             **{k: start[k] for k in ("study_import_s", "first_optimizer_s", "store_open_s")}}
     return {"overhead_s": overhead_s, **parts, "rest_s": overhead_s - sum(parts.values())}
 
 
