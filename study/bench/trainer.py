@@ -18,12 +18,14 @@ from torch import nn
 from study.bench.profiling import aten_ops, op_difference
 from study.bench.timing import interleaved, median, paired_ratio, ratio_interval
 from study.data.registry import DatasetInfo, Splits
+from study.execution import Execution
 from study.models import PrunableNet, build_model
 from study.pruning.masks import Masks, full_masks, prune_lowest
 from study.specs import TrainSpec
 from study.train import train
 
 SPARSITY = 0.8  # the masked cases: 80% of every prunable weight tensor is zero
+CONTIGUOUS = Execution(channels_last=False)  # what channels-last adds: the options part
 OPS_STEPS = 20  # steps whose torch operators are counted (a count does not need many)
 
 
@@ -129,8 +131,9 @@ def bench_trainer(case: TrainerCase, masked: bool, seed: int = 0) -> dict:
 
     def setup(name: str, steps: int = case.steps):
         model = copy.deepcopy(template)
-        if name == "library":
-            return lambda: train(model, data, spec, seed=seed, total_steps=steps, masks=masks)
+        if name == "library":  # in the bare loop's memory layout: the loop's cost alone
+            return lambda: train(model, data, spec, seed=seed, total_steps=steps, masks=masks,
+                                 execution=CONTIGUOUS)
         return lambda: bare_loop(model, data.x_train, data.y_train, spec, steps, masks, seed)
 
     for name in ("library", "bare"):  # first calls pay one-off costs (imports, allocations)
