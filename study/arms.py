@@ -138,7 +138,8 @@ def weight_agnostic(ctx: TrialContext) -> Setup:
     theta0 = ctx.fetch_dense("init.pt")
     setup = _on_mask(ctx, ctx.rewind, ctx.mask)
     alphas = {n: float(theta0[n].float().std()) for n in ctx.big_template.prunable()}
-    setup.metrics = agnostic.sweep(setup.model, alphas, ctx.data, setup.masks)
+    setup.metrics = agnostic.sweep(setup.model, alphas, ctx.data, setup.masks,
+                                   ctx.spec.dense.train.precision)
     setup.trains = False
     return setup
 

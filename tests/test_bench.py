@@ -14,12 +14,18 @@ from typer.testing import CliRunner
 from study.bench import BenchConfig, run_bench
 from study.bench.efficiency import critical_path, plan_efficiency
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
-from study.bench.options import OptionCase, bench_option, option_cases
+from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
 from study.bench.report import ratios_figure, speed_figure, verdict
 from study.bench.sparse import csr_copy, masked_copy, structured_copy
 from study.bench.timing import torch_threads
-from study.bench.trainer import TrainerCase, bare_loop, bench_trainer, magnitude_masks
+from study.bench.trainer import (
+    TrainerCase,
+    bare_loop,
+    bench_trainer,
+    magnitude_masks,
+    trainer_cases,
+)
 from study.cli import app
 from study.models import build_model, count
 from study.space import Space
@@ -73,7 +79,9 @@ def test_option_rows_time_the_option_against_the_default_loop():
     assert quick == set()  # only the named bench models get option rows
     names = {(c.case.name, o) for c in BenchConfig.for_mode(True).options for o in c.options}
     assert ("mlp-mnist1d", "compile") in names and ("resnet20", "channels_last") in names
-    assert ("conv4", "compile") not in names  # minutes to compile on a CPU core: full only
+    gpu = {(c.case.name, o) for c in option_cases(trainer_cases(True), True, "cuda")
+           for o in c.options}
+    assert gpu == {(n, o) for n in ("conv4", "resnet20") for o in OPTIONS}
 
 
 def test_bare_loop_keeps_pruned_weights_at_zero():
@@ -204,6 +212,9 @@ def test_cli_bench_runs_a_part_and_refuses_unknown_parts(tmp_path):
     runner = CliRunner()
     bad = runner.invoke(app, ["bench", "--part", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+    if not torch.cuda.is_available():
+        gpu = runner.invoke(app, ["bench", "--part", "options", "--device", "cuda"])
+        assert gpu.exit_code == 2 and "no CUDA device here" in gpu.output
     ok = runner.invoke(app, ["bench", "--quick", "--part", "efficiency", "--out",
                              str(tmp_path), "--no-docs"])
     assert ok.exit_code == 0, ok.output

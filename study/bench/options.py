@@ -30,15 +30,15 @@ class OptionCase:
 
 def option_cases(trainer: list[TrainerCase], quick: bool, device: str = "cpu",
                  ) -> list[OptionCase]:
-    """On CPU: bf16 and compile on the MLP, bf16 and channels-last on the conv nets (compiling
-    a conv net takes minutes on a CPU core: full size only). On a GPU: every option on the
-    conv nets, at a batch that fills the GPU, and many steps per round."""
+    """On CPU: bf16 and compile on the MLP, every option on Conv-4, channels-last on ResNet-20
+    (whose compile takes longer than the quick bench has). On a GPU: every option on the conv
+    nets, at a batch that fills the GPU, and many steps per round."""
     by_name = {c.name: c for c in trainer}
     if device.startswith("cuda"):
         return [OptionCase(_on_gpu(by_name[n], quick), OPTIONS) for n in ("conv4", "resnet20")
                 if n in by_name]
-    conv = ("bf16", "channels_last") if quick else OPTIONS
-    wanted = {"mlp-mnist1d": ("bf16", "compile"), "conv4": conv, "resnet20": ("channels_last",)}
+    wanted = {"mlp-mnist1d": ("bf16", "compile"), "conv4": OPTIONS,
+              "resnet20": ("channels_last",)}
     return [OptionCase(by_name[n], opts) for n, opts in wanted.items() if n in by_name]
 
 

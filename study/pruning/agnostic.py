@@ -54,7 +54,7 @@ def key(signs: str, split: str, w: float) -> str:
 
 
 def sweep(model: PrunableNet, alphas: dict[str, float], data: Splits,
-          masks: Masks | None = None) -> dict[str, float]:
+          masks: Masks | None = None, precision: str = "fp32") -> dict[str, float]:
     """Evaluate every (sign mode, w); leave `model` at the signed mode's best w on validation.
 
     Returns flat metrics: per point `wa_{signs}_{val,test}_acc_w{w}`, per sign mode the chosen
@@ -68,8 +68,9 @@ def sweep(model: PrunableNet, alphas: dict[str, float], data: Splits,
     for mode in SIGNS:
         for w in SHARED_WEIGHTS:
             set_shared(model, signs, alphas, w, masks, positive=mode == "positive")
-            metrics[key(mode, "val", w)] = evaluate(model, data.x_val, data.y_val)[1]
-            metrics[key(mode, "test", w)] = evaluate(model, data.x_test, data.y_test)[1]
+            metrics[key(mode, "val", w)] = evaluate(model, data.x_val, data.y_val, precision)[1]
+            metrics[key(mode, "test", w)] = evaluate(model, data.x_test, data.y_test,
+                                                     precision)[1]
         best[mode] = _choose(metrics, mode)
         metrics[f"wa_{mode}_best_w"] = best[mode]
         metrics[f"wa_{mode}_val_acc"] = metrics[key(mode, "val", best[mode])]
