@@ -196,6 +196,8 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
         run_config=tune.RunConfig(
             name=space.name, storage_path=str(storage), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),
+            # a resume reads the latest checkpoint only; Tune would keep every one on disk
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[Progress(len(todo), echo)]),
     )
     try:
