@@ -63,8 +63,11 @@ class Space(BaseModel):
                        "small_dense", "supermask"]
     """Control arms trained on every round's mask (dense and lottery always run)."""
     resources: Resources = Resources()
-    checkpoint_every: int = Field(default=500, ge=1)
-    """Training steps between a sweep trial's checkpoints (a killed trial resumes from the last)."""
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    """Seconds of training between a sweep trial's checkpoints: a killed trial resumes from the
+    last, and loses at most this much work."""
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    """Training steps between checkpoints instead, when given (exact steps, for tests)."""
     tune: dict[str, tuple[float, float]] = {"lr": (1e-4, 1.0)}
     """Log-uniform ranges `study tune` searches for each arm: lr, and weight_decay if given."""
 

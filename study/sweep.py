@@ -28,8 +28,6 @@ from study.specs import TrialSpec
 from study.tracking import Tracker
 from study.train import Checkpointer
 
-CHECKPOINT_EVERY = 500  # training steps between checkpoints, unless the space says otherwise
-
 
 class DependencySearcher(Searcher):
     """Suggests each pending trial once all its parents are done; FINISHED when none can be."""
@@ -53,7 +51,7 @@ class DependencySearcher(Searcher):
                 del self.pending[i]
                 self.running[trial_id] = spec
                 self.on_change(self)
-                return {"spec": spec.model_dump_json(), "id": spec.id}
+                return {"id": spec.id}  # the spec travels in the trainable, not the state
         self.failed |= {s.id for s in self.pending if self._blocked(s)}
         self.pending = [s for s in self.pending if s.id not in self.failed]
         if not self.pending or not self.running:
@@ -85,16 +83,22 @@ class TuneCheckpointer(Checkpointer):
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def make_trainable(experiment: str, uri: str, launch: str, execution: Execution, threads: int,
-                   checkpoint_every: int = CHECKPOINT_EVERY):
-    """The Tune function trainable: run one trial and record it (once) in the store."""
+def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
+                   execution: Execution, threads: int, checkpoint_every: int | None = None,
+                   checkpoint_seconds: float = 60.0):
+    """The Tune function trainable: run the trial whose id the searcher suggests and record it
+    (once) in the store. The specs ride in the trainable, shipped once per worker: in a trial's
+    config, Tune would copy each into its experiment state, which it rewrites throughout the
+    sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
+    specs = {t.id: t.model_dump_json() for t in trials}
 
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
-        spec = TrialSpec.model_validate_json(config["spec"])
+        spec = TrialSpec.model_validate_json(specs[config["id"]])
         tracker = Tracker(experiment, uri, probe=False)
         if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
-            record = execute(spec, tracker, execution, TuneCheckpointer(checkpoint_every))
+            checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
+            record = execute(spec, tracker, execution, checkpointer)
             node = {"study.node": ray.get_runtime_context().get_node_id()}
             tracker.record(spec, record.outcome, record.metrics, record.curves,
                            record.artifacts, parent=launch, extra_tags={**record.tags, **node})
@@ -184,8 +188,9 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done)
-    trainable = make_trainable(space.name, tracker.uri, launch, execution or Execution(),
-                               threads_for(space), space.checkpoint_every)
+    trainable = make_trainable(space.name, tracker.uri, launch, todo, execution or Execution(),
+                               threads_for(space), space.checkpoint_every,
+                               space.checkpoint_seconds)
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(
@@ -197,6 +202,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
             name=space.name, storage_path=str(storage), verbose=0,
             failure_config=tune.FailureConfig(max_failures=2),
             # a resume reads the latest checkpoint only; Tune would keep every one on disk
+            # (Tune then saves its experiment state at each trial checkpoint: one a minute)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[Progress(len(todo), echo)]),
     )

@@ -61,10 +61,23 @@ class TrainResult:
 
 
 class Checkpointer:
-    """Where a trial keeps its resumable state; the sweep swaps in Ray Tune's version."""
+    """Where a trial keeps its resumable state, and when: every `every` steps if given, else
+    every `seconds` of training (neither: never). The sweep swaps in Ray Tune's version.
 
-    def __init__(self, every: int = 0) -> None:
-        self.every = every
+    A resume is exact from any step, so the cadence can follow the clock: a fast net does not
+    write a checkpoint every few hundred milliseconds, a slow one still loses little work."""
+
+    def __init__(self, every: int | None = None, seconds: float | None = None) -> None:
+        self.every, self.seconds = every, seconds
+        self._last = time.perf_counter()
+
+    def due(self, step: int) -> bool:
+        if self.every:
+            return step % self.every == 0
+        if self.seconds is None or time.perf_counter() - self._last < self.seconds:
+            return False
+        self._last = time.perf_counter()
+        return True
 
     def load(self) -> dict | None:
         return None
@@ -196,7 +209,7 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
         state.loss_count += 1
         state.step += 1
         evaluate_now = state.step % spec.eval_every == 0 or state.step == stop_step
-        save_now = checkpointer.every and state.step % checkpointer.every == 0
+        save_now = checkpointer.due(state.step)
         if evaluate_now or save_now:
             state.loss_sum = float(running)  # a sync: divergence is caught here at the latest
             if not math.isfinite(state.loss_sum):

@@ -55,14 +55,15 @@ def test_same_seed_same_numbers_other_seed_other_order(data):
 
 
 class MemoryCheckpointer(Checkpointer):
-    def __init__(self, every, stop_after=None):
-        super().__init__(every)
-        self.saved, self.stop_after = None, stop_after
+    def __init__(self, every=None, stop_after=None, seconds=None):
+        super().__init__(every, seconds)
+        self.saved, self.stop_after, self.steps = None, stop_after, []
 
     def load(self):
         return self.saved
 
     def save(self, state):
+        self.steps.append(state["state"]["step"])
         self.saved = {"model": {k: v.clone() for k, v in state["model"].items()},
                       "optimizer": state["optimizer"], "state": dict(state["state"])}
         if self.stop_after is not None and state["state"]["step"] >= self.stop_after:
@@ -81,6 +82,18 @@ def test_resumed_run_ends_with_the_same_numbers(data):
     resumed = train(model, data, spec, seed=3, total_steps=120, checkpointer=resume)
     assert [r["step"] for r in resumed.curves] == [40, 80, 120]
     assert resumed.curves == expected.curves
+
+
+def test_checkpoints_follow_the_clock_unless_steps_are_given(data):
+    every_step = MemoryCheckpointer(seconds=1e-9)  # due whenever any time has passed
+    train(_model(), data, SPEC, seed=0, total_steps=120, checkpointer=every_step)
+    assert every_step.steps == list(range(1, 120))  # none at the end: the trial is done
+    hourly = MemoryCheckpointer(seconds=3600.0)
+    train(_model(), data, SPEC, seed=0, total_steps=120, checkpointer=hourly)
+    assert hourly.steps == []
+    by_steps = MemoryCheckpointer(every=50, seconds=1e-9)  # steps win over the clock
+    train(_model(), data, SPEC, seed=0, total_steps=120, checkpointer=by_steps)
+    assert by_steps.steps == [50, 100]
 
 
 def test_replaying_k_steps_gives_the_dense_runs_theta_k(data):
