@@ -46,21 +46,34 @@ def accuracy_vs_remaining(frame: pd.DataFrame, arm: str = "lottery",
     if not (rows.arm == arm).any():
         raise ValueError(f"no {arm!r} runs with a granularity in the frame")
     rows["accuracy (%)"] = 100.0 * rows[metric].astype(float)
+
+    def axis(ax: plt.Axes) -> None:
+        _percent_axis(ax, rows.remaining_pct)
+        ax.set_xlabel("weights remaining (%)")
+
+    return _criterion_lines(rows, "remaining_pct", "schedule",
+                            {"iterative": "", "oneshot": (4, 2)}, axis,
+                            f"{arm}: accuracy vs weights remaining, by pruning criterion")
+
+
+def _criterion_lines(rows: pd.DataFrame, x: str, style: str, dashes: dict, axis,
+                     title: str) -> plt.Figure:
+    """One panel per dataset x granularity, "accuracy (%)" against `x`: a colour per criterion,
+    `style` drawn with `dashes`, mean and 95% band over seeds; `axis(ax)` sets each x axis."""
     fig, axes, datasets, grans = _panels(rows)
     criteria = sorted(rows.criterion.dropna().unique())
     palette = dict(zip(criteria, sns.color_palette("colorblind", len(criteria)), strict=True))
-    dashes = {"iterative": "", "oneshot": (4, 2)}
     for i, dataset in enumerate(datasets):
         for j, gran in enumerate(grans):
             ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
             if not cell.empty:
-                sns.lineplot(cell, x="remaining_pct", y="accuracy (%)", hue="criterion",
-                             style="schedule", dashes=dashes, palette=palette, markers=True,
+                sns.lineplot(cell, x=x, y="accuracy (%)", hue="criterion", style=style,
+                             dashes=dashes, palette=palette, markers=True,
                              errorbar=("ci", 95), ax=ax, legend=False)
-            _percent_axis(ax, rows.remaining_pct)
-            ax.set(title=f"{dataset}, {gran}", xlabel="weights remaining (%)")
+            axis(ax)
+            ax.set_title(f"{dataset}, {gran}")
     _legend(fig, palette, dashes)
-    fig.suptitle(f"{arm}: accuracy vs weights remaining, by pruning criterion")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -193,20 +206,11 @@ def weight_agnostic_figure(long: pd.DataFrame, split: str = "test",
     round_ = int(rows["round"].max()) if round_ is None else round_
     rows = rows[rows["round"] == round_].copy()
     rows["accuracy (%)"] = 100.0 * rows.accuracy
-    fig, axes, datasets, grans = _panels(rows)
-    criteria = sorted(rows.criterion.dropna().unique())
-    palette = dict(zip(criteria, sns.color_palette("colorblind", len(criteria)), strict=True))
-    dashes = {"signed": "", "positive": (4, 2)}
-    for i, dataset in enumerate(datasets):
-        for j, gran in enumerate(grans):
-            ax, cell = axes[i][j], rows[(rows.dataset == dataset) & (rows.granularity == gran)]
-            if not cell.empty:
-                sns.lineplot(cell, x="w", y="accuracy (%)", hue="criterion", style="signs",
-                             dashes=dashes, palette=palette, markers=True, ax=ax,
-                             errorbar=("ci", 95), legend=False)
-            ax.set_xscale("symlog", linthresh=0.01)
-            ax.set(title=f"{dataset}, {gran}", xlabel="shared weight w (x layer θ0 std)")
-    _legend(fig, palette, dashes)
-    fig.suptitle(f"weight-agnostic masks, round {round_}: {split} accuracy without training")
-    fig.tight_layout()
-    return fig
+
+    def axis(ax: plt.Axes) -> None:
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xlabel("shared weight w (x layer θ0 std)")
+
+    return _criterion_lines(
+        rows, "w", "signs", {"signed": "", "positive": (4, 2)}, axis,
+        f"weight-agnostic masks, round {round_}: {split} accuracy without training")
