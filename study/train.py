@@ -185,6 +185,7 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
     model.train()
     # the train loss is summed on the device (no sync per step), exactly as before a resume
     running = torch.tensor(state.loss_sum, device=data.x_train.device)
+    cast = autocast(data.x_train.device, spec.precision)  # re-entered each step, built once
     started = time.perf_counter() - state.seconds
     while state.step < stop_step:
         step = state.step
@@ -196,7 +197,7 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
             x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
         if execution.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(x.device, spec.precision):  # the loss itself autocasts to fp32
+        with cast:  # the loss itself autocasts to fp32
             loss = nn.functional.cross_entropy(forward(x), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
