@@ -144,3 +144,11 @@ def legend_above(fig: plt.Figure, axes) -> None:
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="lower center", frameon=False,
                    ncol=min(4, len(seen)), bbox_to_anchor=(0.5, 1.0))
+
+
+def count_label(value: float, _position=None) -> str:
+    """1k, 20k, 1.5M: short tick labels for weight counts."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"
