@@ -8,6 +8,11 @@ at lr 0.01 and not at all at lr 0.1 (zero-mean seed noise). Accuracy follows
 error = a·N^-b per family, so the prune-big and train-small fits cross at CROSSING weights.
 One reinit diverged, one scratch_b failed and was recomputed, one sign_constant run was
 skipped. Built once per test session.
+
+A second experiment, 'scaling' (`scaling_store`, built on first use), plants the laws of scale:
+four widths, Rosenfeld et al.'s joint law, dense laws, a lottery effect region that starts at
+lower density in wider nets, and a validation split that disagrees with the test split about
+the best learning rate (see the constants below `build_single`).
 """
 
 from __future__ import annotations
