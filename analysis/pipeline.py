@@ -123,6 +123,9 @@ def _scale(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str)
         book.skipped.append("scaling laws skipped: " + (
             "only one width" if frame.width.nunique() < 2 else
             "no arm has enough (width, round) cells at 2+ widths"))
+    elif len(fits) and not len(cross):
+        book.skipped.append("prune-big vs train-small crossing skipped: it needs lottery at 2+ "
+                            f"widths and {scaling.TRAIN_SMALL} at 4+ sizes in one panel")
     if len(cells):
         book.sections.insert(0, paragraph_section("Answer", paragraph(
             cells, pooled, best, cross, verdicts[verdicts.comparison == effect_map.COMPARISON])))

@@ -23,7 +23,7 @@ space = Space(
     data={"name": "mnist1d"},
     model={"name": "mlp", "hidden": [100, 100]},
     train={"optimizer": "sgd", "momentum": 0.9, "batch_size": 100, "steps": 3000,
-           "eval_every": 300},
+           "schedule": "cosine", "eval_every": 300},
     grid={
         "model.width": [0.25, 0.5, 1.0, 2.0, 4.0],
         "train.lr": [0.01, 0.03, 0.1],
