@@ -68,6 +68,16 @@ class Space(BaseModel):
     last, and loses at most this much work."""
     checkpoint_every: int | None = Field(default=None, ge=1)
     """Training steps between checkpoints instead, when given (exact steps, for tests)."""
+    channels_last: bool = False
+    """Lay conv nets out channels-last (NHWC) when the command line does not say
+    (`--channels-last/--no-channels-last`). Off by default: on some CPUs it crashes or hangs
+    small conv nets (see `study.execution.Execution.channels_last`)."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """How often a sweep restarts a trial whose worker died (from its last checkpoint) before
+    the trial is recorded FAILED and its dependents are skipped."""
+    stall_seconds: float = Field(default=300.0, gt=0)
+    """A trial that makes no training progress for max(this, 50 x its own typical step time)
+    is reported as stalled, with its id and step, and its process is stopped."""
     tune: dict[str, tuple[float, float]] = {"lr": (1e-4, 1.0)}
     """Log-uniform ranges `study tune` searches for each arm: lr, and weight_decay if given."""
 
