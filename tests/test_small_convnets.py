@@ -11,7 +11,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from fakedata import write_cifar
 
 from study.models import MODELS
 
@@ -57,3 +59,31 @@ def test_every_conv_family_trains_at_two_channels_in_the_default_layout(name):
     assert done.returncode == 0, (f"{name} exited {done.returncode} (a negative code is the "
                                   f"signal):\n{done.stdout}\n{done.stderr[-3000:]}")
     assert done.stdout.count(name) == 4, done.stdout
+
+
+TINY_RESNET = """from study.space import Space
+space = Space(name="tinyresnet", data={"name": "cifar10", "val_fraction": 0.0},
+              model={"name": "resnet20", "width": 0.25},
+              train={"lr": 0.1, "batch_size": 16, "steps": 20, "eval_every": 20},
+              prune={"granularity": "structured", "criterion": "l1_filter", "rounds": 1},
+              arms=["reinit"])
+"""
+
+
+@pytest.mark.timeout(LIMIT + 60)
+def test_study_run_trains_a_structured_resnet20_at_width_a_quarter(tmp_path):
+    """What crashed through the tool itself (`double free or corruption`, or a segmentation
+    fault) with channels-last on by default: ResNet-20 at 4/8/16 channels, 20 steps, a
+    structured round, on CIFAR-format files, with the default options."""
+    write_cifar(tmp_path / "data", np.random.default_rng(0), per_batch=16, test=16)
+    space = tmp_path / "tinyresnet.py"
+    space.write_text(TINY_RESNET)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "study.cli", "run", str(space), "--data-dir",
+             str(tmp_path / "data"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+            capture_output=True, text=True, timeout=LIMIT)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"study run hung: {err.stdout}")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "done: {'finished': 3}" in done.stdout, done.stdout
