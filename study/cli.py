@@ -106,7 +106,8 @@ def _check_data(trials) -> None:
 @app.command()
 def run(space: SpaceArg,
         select: Annotated[list[str] | None, typer.Option(
-            "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
+            "--select", help="Run a subset: KEY=VALUE, once per key, e.g. --select seed=0 "
+            "--select arm=reinit.")]
         = None,
         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
         channels_last: ChannelsLastOpt = True, compile: CompileOpt = False) -> None:
