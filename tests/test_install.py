@@ -117,7 +117,7 @@ def test_the_wheel_ships_every_space_and_lists_them_from_an_empty_folder(install
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_the_installed_tool_plans_and_trains_from_an_empty_folder(installed):
+def test_the_installed_tool_plans_trains_and_analyses_from_an_empty_folder(installed):
     run_dir = installed["empty"].parent / "run"
     run_dir.mkdir()
     uri = f"sqlite:///{run_dir.parent / 'store' / 'mlflow.db'}"
@@ -131,3 +131,8 @@ def test_the_installed_tool_plans_and_trains_from_an_empty_folder(installed):
                               "tags.`study.stage` != 'launch'")
     assert {r.data.tags["study.arm"] for r in runs} == {"dense", "lottery", "reinit"}
     assert len(runs) == 9 and all(r.info.status == "FINISHED" for r in runs)
+    # figures, tables and the report: nothing they need is left behind in the clone
+    _run([installed["bin"] / "study", "analyze", "smoke", "--tracking-uri", uri], cwd=run_dir,
+         timeout=300)
+    report = (run_dir / "out" / "smoke" / "report.md").read_text()
+    assert "![" in report and (run_dir / "out" / "smoke" / "1_accuracy_vs_remaining.png").exists()
