@@ -15,7 +15,8 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Prune a big network or train a small one? Matched, tracked, tested.")
 
-SpaceArg = Annotated[str, typer.Argument(help="A space name in search_spaces/ or a path to one.")]
+SpaceArg = Annotated[str, typer.Argument(
+    help="A space name (./search_spaces/NAME.py, else a shipped one: `study spaces`) or a path.")]
 UriOpt = Annotated[str | None, typer.Option("--tracking-uri",
                                             help="MLflow store (default: ./mlruns/mlflow.db).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where MNIST/CIFAR files "
@@ -109,7 +110,8 @@ def _check_data(trials) -> None:
 @app.command()
 def run(space: SpaceArg,
         select: Annotated[list[str] | None, typer.Option(
-            "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
+            "--select", help="Run a subset: KEY=VALUE, once per key, e.g. --select seed=0 "
+            "--select arm=reinit.")]
         = None,
         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
         channels_last: ChannelsLastOpt = None, compile: CompileOpt = False,
@@ -209,11 +211,14 @@ def quickstart(tracking_uri: UriOpt = None,
 
 @app.command()
 def spaces() -> None:
-    """List the search spaces in search_spaces/."""
-    from study.space import known_spaces
+    """List the search spaces: the shipped ones and any in ./search_spaces/ (which win)."""
+    from study.space import SPACES_DIR, space_files, space_summary
 
-    for name in sorted(known_spaces()):
-        typer.echo(name)
+    files = space_files()
+    width = max(map(len, files), default=0)
+    for name, path in files.items():
+        local = "" if path.parent.resolve() == SPACES_DIR else f"  [{path}]"
+        typer.echo(f"{name:<{width}}  {space_summary(path)}{local}")
 
 
 @app.command()
