@@ -98,6 +98,10 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
     }
 
 
+def run_name(spec: TrialSpec) -> str:
+    return f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
+
+
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in tensors.items()}, buffer)
@@ -187,8 +191,7 @@ class Tracker:
                      for n, b in payloads.items()})
         if parent:
             tags["mlflow.parentRunId"] = parent
-        name = f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
-        run_id = retrying(self.client.create_run, self.experiment_id, run_name=name,
+        run_id = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
                           tags=tags).info.run_id
         try:
             stamp = int(time.time() * 1000)
@@ -211,6 +214,26 @@ class Tracker:
             self.client.set_terminated(run_id, "FAILED")
             raise
         retrying(self.client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return run_id
+
+    def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
+             extra_tags: dict[str, str] | None = None) -> str:
+        """Record a trial whose process died or stalled: its run (the one left RUNNING, or a
+        new one) ends FAILED with `study.outcome` "failed" and the message in
+        `study.failure`. A failed trial is not done: the next launch runs it again."""
+        tags = {**tags_for(spec), "study.outcome": "failed", "study.failure": message[:4900],
+                **(extra_tags or {})}
+        running = self._runs(f"tags.`study.id` = '{spec.id}' and attributes.status = 'RUNNING'")
+        if running:
+            run_id = running[0].info.run_id
+            for key, value in tags.items():
+                retrying(self.client.set_tag, run_id, key, value)
+        else:
+            if parent:
+                tags["mlflow.parentRunId"] = parent
+            run_id = retrying(self.client.create_run, self.experiment_id,
+                              run_name=run_name(spec), tags=tags).info.run_id
+        retrying(self.client.set_terminated, run_id, "FAILED")
         return run_id
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:

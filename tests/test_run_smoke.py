@@ -45,7 +45,7 @@ def test_smoke_records_all_nine_arms_on_both_granularities(smoke_store):
         assert all(m in run.data.metrics for m in SUMMARY), run.data.metrics
         assert run.data.tags["mlflow.parentRunId"]
         assert run.data.tags["study.device"] == "cpu"  # how it ran, beside what it computed
-        assert run.data.tags["study.channels_last"] == "True"
+        assert run.data.tags["study.channels_last"] == "False"  # opt-in: it crashes on some CPUs
 
 
 def test_pruned_nets_are_counted_honestly(smoke_store):
