@@ -112,9 +112,10 @@ def test_scaling_figure_draws_each_family_across_widths(study):
     fig = scaling.figure(frame, fits, small, cross)
     assert len([ax for ax in fig.axes if ax.lines]) == 1  # only unstructured lr 0.1 has 2 widths
     ax = fig.axes[0]
-    lines = labelled(ax)
-    assert {"lottery, width 1", "lottery, width 2", LABELS["small_dense"]} <= set(lines)
-    assert len(lines["lottery, width 2"].get_xdata()) == len(ROUNDS)
+    points = {c.get_label(): c.lines[0] for c in ax.containers}  # means with 95% bars
+    assert set(points) == {"lottery, width 1", "lottery, width 2", LABELS["small_dense"]}
+    assert len(points["lottery, width 2"].get_xdata()) == len(ROUNDS)
+    assert any(name.startswith("small dense: err = ") for name in labelled(ax))
     by = small.set_index("arm")
     assert by.loc["small_dense", "b"] == pytest.approx(SMALL[1], abs=0.03)  # a pure power law
     assert by.loc["small_dense", "c"] == pytest.approx(0.0, abs=0.01)
