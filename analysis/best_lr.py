@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.stats import ALPHA, CONDITION, MIN_SEEDS, bootstrap_interval, holm, t_interval
+from analysis.stats import CONDITION, bootstrap_interval, decide, t_interval
 
 VALIDATION = "best_val_acc"
 """The selection metric: the best validation accuracy of a run (the tuning objective too)."""
@@ -66,15 +66,7 @@ def best_vs_best(frame: pd.DataFrame, a: str = "lottery", b: str = "reinit",
             row["t_low"], row["t_high"], row["p"] = t_interval(diffs)
             row["boot_low"], row["boot_high"] = bootstrap_interval(diffs)
         rows.append(row)
-    table = pd.DataFrame(rows)
-    tested = table.n >= MIN_SEEDS
-    table["p_holm"] = np.nan
-    if tested.any():
-        table.loc[tested, "p_holm"] = holm(table.loc[tested, "p"].to_numpy())
-    table["verdict"] = [
-        "too few seeds" if n < MIN_SEEDS else f"effect: {a if m > 0 else b} better"
-        if q < ALPHA else "no effect detected" for n, q, m in zip(table.n, table.p_holm,
-                                                                  table["mean"])]
+    table = decide(pd.DataFrame(rows), a, b)
     return table[COLUMNS]
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
 
-from analysis.stats import ALPHA, CONDITION, LEVEL, MIN_SEEDS, holm, paired_differences
+from analysis.stats import ALPHA, CONDITION, LEVEL, MIN_SEEDS, decide, paired_differences
 
 POWER = 0.8
 GROUP = [c for c in CONDITION if c != "round"]
@@ -94,14 +94,7 @@ def pooled(frame: pd.DataFrame, a: str = "lottery", b: str = "reinit",
             for key, group in pairs.groupby(GROUP, dropna=False, sort=True)]
     table = pd.DataFrame(rows)
     table["comparison"], table["a"], table["b"] = f"{a} vs {b}", a, b
-    tested = table.seeds >= MIN_SEEDS
-    table["p_holm"] = np.nan
-    if tested.any():
-        table.loc[tested, "p_holm"] = holm(table.loc[tested, "p"].to_numpy())
-    table["verdict"] = [
-        "too few seeds" if s < MIN_SEEDS else f"effect: {a if m > 0 else b} better"
-        if q < ALPHA else "no effect detected" for s, q, m in zip(table.seeds, table.p_holm,
-                                                                  table["mean"])]
+    table = decide(table, a, b, count="seeds")
     return table[POOLED]
 
 
