@@ -21,9 +21,9 @@ lr; Network Slimming's BN-L1 penalty trains the dense net only, as `-sr` does in
 
 Deviations: Li et al. and Liu et al. prune hand-picked layers at hand-picked rates (VGG-16-A,
 ResNet-56-A/B); here every prunable layer loses the same fraction. The ResNet is open_lth's
-(1x1 projection shortcuts and its init), not the Rethinking code's zero-padded shortcuts. 2% of the training images
-(1,000) are held out for validation (the paper trains on all 50K), because the trial summary
-needs a validation split to report its metrics.
+(1x1 projection shortcuts and its init), not the Rethinking code's zero-padded shortcuts. 2% of
+the training images (1,000) are held out for validation (the paper trains on all 50K),
+because the trial summary needs a validation split to report its metrics.
 Method and its dense-training penalty change together (train.bn_l1 with prune.criterion), so
 they are `linked` points. Needs CIFAR-10's python batches in $STUDY_DATA_DIR.
 """

@@ -12,9 +12,10 @@ without training, for a sweep of w:
   bias, which open_lth leaves at PyTorch's default).
 
 Note for reading results: for a ReLU net whose biases are zero (θ0 with rewind step 0, every
-family but the ResNet) the logits are positively homogeneous in w (scaling every layer by w>0 scales them by w^depth), so
-the accuracy is the same for every positive w and only the sign of w can change it; the sweep
-matters where biases or BatchNorm shifts are non-zero (late rewinding).
+family but the ResNet) the logits are positively homogeneous in w (scaling every layer by w>0
+scales them by w^depth), so the accuracy is the same for every positive w and only the sign of
+w can change it; the sweep matters where biases or BatchNorm shifts are non-zero (late
+rewinding).
 
 The shared value is chosen on the validation split; test accuracy is reported at that value.
 """
