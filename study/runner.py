@@ -32,6 +32,30 @@ def execute(spec: TrialSpec, tracker: Tracker, execution: Execution | None = Non
         return TrialRecord("skipped", {}, [], tags={"study.skip_reason": str(err)[:500]})
 
 
+def execute_live(spec: TrialSpec, tracker: Tracker, execution: Execution, *,
+                 launch: str | None = None, tags: dict[str, str] | None = None,
+                 checkpointer: Checkpointer | None = None,
+                 upstream: Tracker | None = None) -> TrialRecord:
+    """`execute` inside the trial's live run: created RUNNING before the trial starts, its
+    curves logged at each evaluation, then FINISHED with the record, or FAILED with the reason
+    (and the error raised). `upstream`: where parents' artifacts are read (default `tracker`)."""
+    run = tracker.start(spec, parent=launch, tags={**execution.tags(), **(tags or {})})
+    try:
+        record = execute(spec, upstream or tracker, execution, checkpointer, run.log_eval)
+    except BaseException as err:
+        run.fail(f"{type(err).__name__}: {err}")
+        raise
+    run.finish(record)
+    return record
+
+
+def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
+                  runner: str) -> dict[str, object]:
+    """What a launch run records as params: its space, size and resources per trial."""
+    return {"space": space.name, "runner": runner, "trials": len(trials), "to_run": len(todo),
+            "resources.cpu": space.resources.cpu, "resources.gpu": space.resources.gpu}
+
+
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    execution: Execution | None = None,
                    echo: Callable[[str], None] = print) -> dict[str, int]:
@@ -43,18 +67,17 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     done = tracker.done()
     todo = [t for t in trials if t.id not in done]
     echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    launch = tracker.start_launch(space.name, {"space.py": source})
+    launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "run"))
     counts: dict[str, int] = {}
+    execution = execution or Execution()
     try:
         for i, spec in enumerate(todo, 1):
             try:
-                record = execute(spec, tracker, execution)
+                record = execute_live(spec, tracker, execution, launch=launch)
             except (ArtifactError, UpstreamNotReady) as err:
                 echo(f"[{i}/{len(todo)}] {spec.arm} round {spec.round} failed: {err}")
                 counts["failed"] = counts.get("failed", 0) + 1
                 continue
-            tracker.record(spec, record.outcome, record.metrics, record.curves, record.artifacts,
-                           parent=launch, extra_tags=record.tags)
             counts[record.outcome] = counts.get(record.outcome, 0) + 1
             acc = record.metrics.get("final_test_acc", float("nan"))
             echo(f"[{i}/{len(todo)}] {spec.arm:<13} round {spec.round} seed {spec.dense.seed} "

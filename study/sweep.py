@@ -22,7 +22,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.runner import execute, threads_for
+from study.runner import execute_live, launch_params, threads_for
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import Tracker
@@ -98,10 +98,10 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
         tracker = Tracker(experiment, uri, probe=False)
         if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
             checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
-            record = execute(spec, tracker, execution, checkpointer)
             node = {"study.node": ray.get_runtime_context().get_node_id()}
-            tracker.record(spec, record.outcome, record.metrics, record.curves,
-                           record.artifacts, parent=launch, extra_tags={**record.tags, **node})
+            # a failed attempt's run is FAILED until Tune's retry resumes it (the same run)
+            execute_live(spec, tracker, execution, launch=launch, tags=node,
+                         checkpointer=checkpointer)
         tune.report({"trial_done": 1})
 
     return trainable
@@ -186,7 +186,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     # Reusing trial actors saves seconds per trial, but pins a chain's trials to one node:
     # reuse only where there is a single node.
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
-    launch = tracker.start_launch(space.name, {"space.py": source})
+    launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "sweep"))
     searcher = DependencySearcher(todo, done)
     trainable = make_trainable(space.name, tracker.uri, launch, todo, execution or Execution(),
                                threads_for(space), space.checkpoint_every,
