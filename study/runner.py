@@ -11,16 +11,13 @@ from collections.abc import Callable
 import torch
 
 from study.execution import Execution
+from study.plan import budget, threads_for
+from study.progress import ProgressLine
 from study.space import Space
 from study.specs import TrialSpec
-from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady
+from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady, run_name
 from study.train import Checkpointer
 from study.trial import TrialRecord, run_trial
-
-
-def threads_for(space: Space) -> int:
-    """Torch threads of one trial: its CPUs (the same in `run` and `sweep`, so the same numbers)."""
-    return max(1, int(space.resources.cpu))
 
 
 def execute(spec: TrialSpec, tracker: Tracker, execution: Execution | None = None,
@@ -58,33 +55,43 @@ def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
 
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    execution: Execution | None = None,
-                   echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Run the trials not yet done, upstream first; returns counts per outcome."""
+                   echo: Callable[[str], object] | None = print) -> dict[str, int]:
+    """Run the trials not yet done, upstream first; returns counts per outcome. `echo`: where
+    progress goes (a live line instead on a terminal); None: nowhere."""
     torch.set_num_threads(threads_for(space))
+    line = ProgressLine(echo)
     closed = tracker.close_dangling()
     if closed:
-        echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
     done = tracker.done()
     todo = [t for t in trials if t.id not in done]
-    echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    line.say(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
     launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "run"))
     counts: dict[str, int] = {}
     execution = execution or Execution()
+    line.begin({t.id: budget(t) for t in todo})
     try:
-        for i, spec in enumerate(todo, 1):
+        for spec in todo:
+            line.started(spec.id)
             try:
                 record = execute_live(spec, tracker, execution, launch=launch)
             except (ArtifactError, UpstreamNotReady) as err:
-                echo(f"[{i}/{len(todo)}] {spec.arm} round {spec.round} failed: {err}")
+                line.finished(spec.id, f"{run_name(spec)} failed: {err}", failed=True)
                 counts["failed"] = counts.get("failed", 0) + 1
                 continue
             counts[record.outcome] = counts.get(record.outcome, 0) + 1
-            acc = record.metrics.get("final_test_acc", float("nan"))
-            echo(f"[{i}/{len(todo)}] {spec.arm:<13} round {spec.round} seed {spec.dense.seed} "
-                 f"{spec.prune.granularity if spec.prune else 'dense':<12} {record.outcome:<8} "
-                 f"test_acc {acc:.4f}")
+            line.finished(spec.id, outcome_text(spec, record.outcome,
+                                                record.metrics.get("final_test_acc")))
     except BaseException:
         tracker.end_launch(launch, failed=True)
         raise
+    finally:
+        line.close()
     tracker.end_launch(launch)
     return counts
+
+
+def outcome_text(spec: TrialSpec, outcome: str, test_acc: float | None) -> str:
+    """How a finished trial reads on the progress line: its run's name, outcome, accuracy."""
+    acc = f", test_acc {test_acc:.4f}" if test_acc is not None else ""
+    return f"{run_name(spec)} {outcome}{acc}"

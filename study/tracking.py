@@ -67,6 +67,7 @@ CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 TERMINAL_OK = ("finished", "diverged", "skipped")
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # not the GenAI view
+DONE = "attributes.status = 'FINISHED'"  # and an outcome in TERMINAL_OK
 GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 
 
@@ -94,11 +95,29 @@ def default_uri() -> str:
     return f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}"
 
 
-def _artifact_root(uri: str) -> str | None:
+def artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite store (absolute: Ray runs trials in other folders)."""
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
     return None  # a tracking server decides (and serves) its own artifact root
+
+
+def store_exists(uri: str) -> bool:
+    """Whether there is a store to read (a SQLite file that is not there is not created)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def done_ids(experiment: str, uri: str) -> set[str]:
+    """The done trial ids of `experiment`, read without writing anything (a dry run): no
+    store, no experiment, nothing done."""
+    if not store_exists(uri):
+        return set()
+    _probe(uri)
+    client = MlflowClient(uri)
+    found = retrying(client.get_experiment_by_name, experiment)
+    if found is None:
+        return set()
+    return set(_done(_search(client, found.experiment_id, DONE)))
 
 
 def _probe(uri: str, timeout: float = 5.0) -> None:
@@ -202,7 +221,7 @@ class Tracker:
         if found is None:
             try:
                 self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=_artifact_root(self.uri), tags={KIND_TAG: KIND})
+                    experiment, artifact_location=artifact_root(self.uri), tags={KIND_TAG: KIND})
             except mlflow.exceptions.MlflowException:  # another process created it first
                 self.experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
         else:
@@ -211,20 +230,11 @@ class Tracker:
                 retrying(self.client.set_experiment_tag, self.experiment_id, KIND_TAG, KIND)
 
     def _runs(self, filter_string: str) -> list:
-        runs, token = [], None
-        while True:
-            page = retrying(self.client.search_runs, [self.experiment_id], filter_string,
-                            max_results=5000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                return runs
+        return _search(self.client, self.experiment_id, filter_string)
 
     def done(self) -> dict[str, str]:
         """{trial id: run id} of every trial recorded to the end (finished, diverged, skipped)."""
-        runs = self._runs("attributes.status = 'FINISHED'")
-        return {r.data.tags["study.id"]: r.info.run_id for r in runs
-                if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
+        return _done(self._runs(DONE))
 
     def is_done(self, trial_id: str) -> bool:
         """Whether one trial is recorded to the end (a cheap indexed look-up, not a scan)."""
@@ -369,6 +379,22 @@ class TrialRun:
         client = self.tracker.client
         retrying(client.set_tag, self.run_id, "study.failure", reason[:5000])
         retrying(client.set_terminated, self.run_id, "FAILED")
+
+
+def _done(finished_runs: list) -> dict[str, str]:
+    return {r.data.tags["study.id"]: r.info.run_id for r in finished_runs
+            if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
+    runs, token = [], None
+    while True:
+        page = retrying(client.search_runs, [experiment_id], filter_string, max_results=5000,
+                        page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):

@@ -50,7 +50,7 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
     ticket = [t for t in trials if t.stage == "imp" and t.ticket == base.ticket
               and t.round <= base.round]
     run_sequential(space, source, [dense, *ticket], tracker, execution=execution,
-                   echo=lambda line: None)  # the ticket the arm is tuned on, trained once
+                   echo=None)  # the ticket the arm is tuned on, trained once
     connect(address)
     tuning = Tracker(f"{space.name}-tuning", tracker.uri)
     ranges = {"lr": tune.loguniform(*space.tune.get("lr", (1e-4, 1.0)))}
