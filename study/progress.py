@@ -36,34 +36,41 @@ def fit(seen: list[tuple[int, float]]) -> tuple[float, float]:
 
 
 class Estimate:
-    """Seconds left of a launch whose trials train `steps` ({trial id: training steps})."""
+    """Seconds left of a launch whose trials train `steps` ({trial id: training steps}).
+
+    Trials that started before the first one finished are left out of the fit: they paid for
+    starting workers, imports and data loading, which later trials find done."""
 
     def __init__(self, steps: dict[str, int], clock: Callable[[], float] = time.monotonic,
                  warmup: int = WARMUP) -> None:
         self.left, self.clock, self.warmup = dict(steps), clock, warmup
         self.running: dict[str, float] = {}  # trial id -> start time
-        self.seen: list[tuple[int, float]] = []  # (steps, seconds) of finished trials
-        self.first: float | None = None
+        self.seen: list[tuple[int, float]] = []  # (steps, seconds) of finished, warm trials
+        self.warm_from: float | None = None  # when the first trial finished
+        self.busy = 0.0  # trial-seconds spent since then by trials that have finished
 
     def started(self, trial_id: str) -> None:
-        now = self.clock()
-        self.first = now if self.first is None else self.first
-        self.running[trial_id] = now
+        self.running[trial_id] = self.clock()
 
     def finished(self, trial_id: str) -> None:
         start = self.running.pop(trial_id, None)
         steps = self.left.pop(trial_id, 0)
-        if start is not None:
-            self.seen.append((steps, self.clock() - start))
+        now = self.clock()
+        if self.warm_from is None:
+            self.warm_from = now
+        elif start is not None:
+            self.busy += now - max(start, self.warm_from)
+            if start >= self.warm_from:
+                self.seen.append((steps, now - start))
 
     def seconds_left(self) -> float | None:
-        """None until `warmup` trials have finished."""
-        if len(self.seen) < self.warmup or self.first is None:
+        """None until `warmup` warm trials have finished."""
+        if len(self.seen) < self.warmup:
             return None
         now = self.clock()
         overhead, per_step = fit(self.seen)
-        busy = sum(s for _, s in self.seen) + sum(now - t for t in self.running.values())
-        parallel = max(1.0, busy / max(now - self.first, 1e-9))
+        busy = self.busy + sum(now - max(t, self.warm_from) for t in self.running.values())
+        parallel = max(1.0, busy / max(now - self.warm_from, 1e-9))
         work = sum(overhead + per_step * steps for steps in self.left.values())
         work -= sum(min(now - self.running[i], overhead + per_step * self.left[i])
                     for i in self.running if i in self.left)
@@ -98,7 +105,8 @@ class ProgressLine:
         self.done = self.failed = 0
         self.start, self.last = time.monotonic(), "starting"
         if self.console is not None and steps and self.live is None:
-            self.live = Live(Text(self._text()), console=self.console, refresh_per_second=2)
+            self.live = Live(console=self.console, refresh_per_second=2,
+                             get_renderable=lambda: Text(self._text()))  # the clock ticks
             self.live.start()
 
     def say(self, message: str) -> None:
@@ -130,7 +138,7 @@ class ProgressLine:
 
     def _redraw(self) -> None:
         if self.live is not None:
-            self.live.update(Text(self._text()), refresh=True)
+            self.live.refresh()
 
     def _text(self) -> str:
         running = len(self.estimate.running)

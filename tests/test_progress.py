@@ -22,10 +22,14 @@ def test_fit_recovers_overhead_and_time_per_step():
     assert fit([(100, 1.0), (100, 3.0)]) == (2.0, 0.0)  # equal budgets: a mean per trial
 
 
-def test_estimate_is_unknown_until_warm_then_right_for_a_steady_two_slot_sweep():
+@pytest.mark.parametrize("startup", [0.0, 30.0])
+def test_estimate_is_unknown_until_warm_then_within_2x_for_a_two_slot_sweep(startup):
+    """The first trial in each slot pays `startup` (worker start, imports, data): it must not
+    make the estimate of the rest several times too long."""
     clock = Clock()
     steps = {f"t{i}": 1000 * (1 + i % 2) for i in range(20)}  # 1000 or 2000 steps
-    cost = {t: 1.0 + 0.002 * s for t, s in steps.items()}  # 3 s or 5 s each
+    cost = {t: 1.0 + 0.002 * s + (startup if t in ("t0", "t1") else 0.0)
+            for t, s in steps.items()}  # 3 s or 5 s each
     estimate = Estimate(steps, clock=clock)
     slots = [0.0, 0.0]  # two trials at a time, each slot busy until its time
     events = []
