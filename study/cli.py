@@ -270,7 +270,7 @@ def ui(tracking_uri: UriOpt = None,
        host: Annotated[str, typer.Option(help="Address to bind (default: this machine only)."
                                          )] = "127.0.0.1") -> None:
     """Browse the study's runs in the MLflow UI (telemetry off; Ctrl-C stops it)."""
-    import contextlib
+    import signal
     import socket
     import subprocess
     import sys
@@ -295,9 +295,15 @@ def ui(tracking_uri: UriOpt = None,
     root = artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C stops it)")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops the UI, not with a trace
-        subprocess.run(command, check=False)  # this environment has MLflow's telemetry off
+    # MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments"
+               "?workflowType=machine_learning (Ctrl-C stops it)")
+    server = subprocess.Popen(command, start_new_session=True)  # telemetry off: inherited
+    try:
+        server.wait()
+    except KeyboardInterrupt:  # stop the server and its workers cleanly, without a trace
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point

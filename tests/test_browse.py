@@ -83,4 +83,6 @@ def test_ui_serves_the_store_on_loopback_with_telemetry_off(store):
     finally:
         os.killpg(ui.pid, signal.SIGINT)
         output, _ = ui.communicate(timeout=60)
-    assert f"MLflow UI for {store} at {base}" in output
+    assert f"MLflow UI for {store} at {base}/#/experiments?workflowType=machine_learning" in (
+        output)
+    assert ui.returncode == 0 and "Traceback" not in output
