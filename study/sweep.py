@@ -22,11 +22,12 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.plan import budget
+from study.plan import budget, threads_for
 from study.progress import ProgressLine
-from study.runner import execute_live, launch_params, outcome_text, threads_for
+from study.runner import describe, launch_params, list_blocked, outcome_text, record_trial
 from study.space import Space
 from study.specs import TrialSpec
+from study.supervise import Supervised, death_message, read_report, trial_header
 from study.tracking import Tracker, run_name
 from study.train import Checkpointer
 
@@ -39,6 +40,7 @@ class DependencySearcher(Searcher):
         super().__init__()
         self.pending = list(trials)
         self.done, self.failed, self.running = set(done), set(), {}
+        self.blocked: list[TrialSpec] = []  # never run: a trial they depend on failed
         self.on_change = on_change or (lambda s: None)
 
     def _ready(self, spec: TrialSpec) -> bool:
@@ -54,8 +56,10 @@ class DependencySearcher(Searcher):
                 self.running[trial_id] = spec
                 self.on_change(self)
                 return {"id": spec.id}  # the spec travels in the trainable, not the state
-        self.failed |= {s.id for s in self.pending if self._blocked(s)}
-        self.pending = [s for s in self.pending if s.id not in self.failed]
+        while blocked := [s for s in self.pending if self._blocked(s)]:  # and their children
+            self.blocked += blocked
+            self.failed |= {s.id for s in blocked}
+            self.pending = [s for s in self.pending if s.id not in self.failed]
         if not self.pending or not self.running:
             return Searcher.FINISHED  # nothing left that could ever become ready
         return None
@@ -90,12 +94,13 @@ class TuneCheckpointer(Checkpointer):
 
 
 def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
-                   execution: Execution, threads: int, checkpoint_every: int | None = None,
-                   checkpoint_seconds: float = 60.0):
+                   execution: Execution, threads: int, faults: Path, stall_seconds: float,
+                   checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0):
     """The Tune function trainable: run the trial whose id the searcher suggests and record it
-    (once) in the store. The specs ride in the trainable, shipped once per worker: in a trial's
-    config, Tune would copy each into its experiment state, which it rewrites throughout the
-    sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
+    (once) in the store, under a fault file and a stall watchdog (`study.supervise`). The
+    specs ride in the trainable, shipped once per worker: in a trial's config, Tune would copy
+    each into its experiment state, which it rewrites throughout the sweep (16 KB a trial,
+    gigabytes of writes for the quickstart)."""
     specs = {t.id: t.model_dump_json() for t in trials}
 
     def trainable(config: dict) -> None:
@@ -103,11 +108,14 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
         spec = TrialSpec.model_validate_json(specs[config["id"]])
         tracker = Tracker(experiment, uri, probe=False)
         if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
-            checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
-            node = {"study.node": ray.get_runtime_context().get_node_id()}
-            # a failed attempt's run is FAILED until Tune's retry resumes it (the same run)
-            record = execute_live(spec, tracker, execution, launch=launch, tags=node,
-                                  checkpointer=checkpointer)
+            node = ray.get_runtime_context().get_node_id()
+            with Supervised(faults / f"{spec.id}.txt",
+                            f"{trial_header(spec, execution)}, node {node}", stall_seconds):
+                # a killed attempt's run stays RUNNING (a failed one FAILED) until Tune's
+                # retry resumes it: one run per trial and launch
+                record = record_trial(spec, tracker, execution, launch,
+                                      TuneCheckpointer(checkpoint_every, checkpoint_seconds),
+                                      extra_tags={"study.node": node})
             acc = record.metrics.get("final_test_acc")
             tune.report({"trial_done": 1, "outcome": record.outcome,
                          **({"final_test_acc": acc} if acc is not None else {})})
@@ -115,6 +123,49 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
             tune.report({"trial_done": 1})
 
     return trainable
+
+
+class RecordFailures(tune.Callback):
+    """A trial Tune gave up on (its retries spent) is recorded FAILED in the store, with what
+    killed its process (from the fault file it left) and Ray's own account."""
+
+    def __init__(self, experiment: str, uri: str, launch: str, trials: list[TrialSpec],
+                 faults: Path, execution: Execution) -> None:
+        self.experiment, self.uri, self.launch, self.faults = experiment, uri, launch, faults
+        self.specs = {t.id: t for t in trials}
+        self.execution = execution
+        self.failures: dict[str, str] = {}  # trial id -> message
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment state
+        return {**self.__dict__, "specs": {}}
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        spec = self.specs.get(trial.config.get("id"))
+        if spec is None:
+            return
+        report = read_report(self.faults / f"{spec.id}.txt")
+        ray_error = _ray_error(trial)
+        if report is None and "died" not in ray_error:  # an exception, not a death
+            message = f"the trial raised an error; {trial_header(spec, self.execution)}; " \
+                      f"{ray_error}"
+        else:
+            message = death_message(report, trial_header(spec, self.execution),
+                                    detail=ray_error)
+        self.failures[spec.id] = message
+        Tracker(self.experiment, self.uri, probe=False).fail(
+            spec, message, parent=self.launch, extra_tags=self.execution.tags())
+
+
+def _ray_error(trial) -> str:
+    """The first line of Ray's account of a trial's failure, and its exit detail."""
+    try:
+        text = Path(trial.error_file).read_text(errors="replace")
+    except (OSError, TypeError):
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keep = [line for line in lines if "Worker exit detail" in line or line.startswith(
+        ("ray.exceptions", "RuntimeError", "study."))]
+    return "Ray: " + " ".join((keep or lines[-1:])[:2])[:800]
 
 
 class Progress(tune.Callback):
@@ -136,9 +187,7 @@ class Progress(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         spec = self.specs[trial.config["id"]]
-        error = str(trial.get_error() or "").strip().splitlines()
-        self.line.finished(spec.id, f"{run_name(spec)} failed: "
-                           f"{error[-1] if error else 'see its run'}", failed=True)
+        self.line.finished(spec.id, f"{run_name(spec)} failed (its run says why)", failed=True)
 
 
 class _TokenNotice(logging.Filter):
@@ -205,7 +254,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
-    quiet_ray()  # also when Ray was started by the caller
+    quiet_ray()  # also when the caller started Ray
     cpus, gpus = space.resources.cpu, space.resources.gpu
     # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
     # cluster whose trials last seconds. Let as many wait as there are CPUs.
@@ -219,11 +268,14 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "sweep"))
     searcher = DependencySearcher(todo, done)
-    trainable = make_trainable(space.name, tracker.uri, launch, todo, execution or Execution(),
-                               threads_for(space), space.checkpoint_every,
-                               space.checkpoint_seconds)
+    execution = execution or Execution()
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
+    faults = storage / "faults"  # where trial processes leave what killed them
+    trainable = make_trainable(space.name, tracker.uri, launch, todo, execution,
+                               threads_for(space), faults, space.stall_seconds,
+                               space.checkpoint_every, space.checkpoint_seconds)
+    failures = RecordFailures(space.name, tracker.uri, launch, todo, faults, execution)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo),
@@ -231,11 +283,11 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
                                     reuse_actors=single_node),
         run_config=tune.RunConfig(
             name=space.name, storage_path=str(storage), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=2),
+            failure_config=tune.FailureConfig(max_failures=space.retries),
             # a resume reads the latest checkpoint only; Tune would keep every one on disk
             # (Tune then saves its experiment state at each trial checkpoint: one a minute)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[Progress(line, {t.id: t for t in todo})]),
+            callbacks=[Progress(line, {t.id: t for t in todo}), failures]),
     )
     line.begin({t.id: budget(t) for t in todo})
     try:
@@ -246,7 +298,10 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
             shutil.rmtree(storage, ignore_errors=True)
     failed = sum(r.error is not None for r in results)
     tracker.end_launch(launch, failed=bool(failed))
-    blocked = len(todo) - len(searcher.done - done) - failed
-    return {"done": len(searcher.done - done), "failed": failed, "blocked": max(0, blocked)}
+    for spec_id, message in failures.failures.items():
+        line.say(f"FAILED {describe(failures.specs[spec_id])}: {message}")
+    list_blocked(searcher.blocked, line.say)
+    return {"done": len(searcher.done - done), "failed": failed,
+            "blocked": len(searcher.blocked)}
 
 

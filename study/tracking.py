@@ -30,7 +30,8 @@
   net with no zero weight has its size here), `masked_fraction` (the share of the net's own
   weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_seconds` (+ `match_error` for small_dense, `budget_ratio` for scratch_b).
+  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `sha256.<file>` that every reader verifies.
 """
@@ -282,11 +283,9 @@ class Tracker:
         tags = {**tags_for(spec), **(tags or {})}
         if parent:
             tags["study.launch"] = parent
-            earlier = [r for r in self._runs(
-                f"tags.`study.id` = '{spec.id}' and tags.`study.launch` = '{parent}'")
-                if r.info.status in ("RUNNING", "FAILED") and "study.invalid" not in r.data.tags]
-            if earlier:
-                return TrialRun.resume(self, spec, earlier[0], tags)
+        earlier = self._unfinished(spec, parent)
+        if earlier is not None:
+            return TrialRun.resume(self, spec, earlier, tags)
         run_id = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
                           tags={**tags, NOTE: describe(spec)}).info.run_id
         stamp = _now()
@@ -294,6 +293,32 @@ class Tracker:
                  metrics=[Metric(k, v, stamp, 0) for k, v in condition(spec).items()],
                  params=spec_params(spec))
         return TrialRun(self, spec, run_id)
+
+    def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
+             extra_tags: dict[str, str] | None = None) -> str:
+        """Record a trial whose process died or stalled (it could not say so itself): this
+        launch's unfinished run of it, or a new one, ends FAILED with the message in
+        `study.failure`. A failed trial is not done: the next launch runs it again."""
+        tags = {**tags_for(spec), **(extra_tags or {})}
+        earlier = self._unfinished(spec, parent)
+        if earlier is not None:
+            run = TrialRun(self, spec, earlier.info.run_id)
+            retrying(self.client.log_batch, run.run_id,
+                     tags=[RunTag(k, v) for k, v in tags.items()])
+        else:
+            run = self.start(spec, parent, extra_tags)
+        run.fail(message)
+        return run.run_id
+
+    def _unfinished(self, spec: TrialSpec, parent: str | None):
+        """The run of `spec` that launch `parent` left RUNNING or FAILED (None: none, or no
+        launch to tell attempts of this launch from others)."""
+        if not parent:
+            return None
+        runs = [r for r in self._runs(f"tags.`study.id` = '{spec.id}' and "
+                                      f"tags.`study.launch` = '{parent}'")
+                if r.info.status in ("RUNNING", "FAILED") and "study.invalid" not in r.data.tags]
+        return runs[0] if runs else None
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
         """A parent trial's tensor artifact, checksum verified; UpstreamNotReady if not usable."""
@@ -377,7 +402,8 @@ class TrialRun:
     def fail(self, reason: str) -> None:
         """End the run FAILED, `reason` in the tag `study.failure`: never counted as done."""
         client = self.tracker.client
-        retrying(client.set_tag, self.run_id, "study.failure", reason[:5000])
+        retrying(client.log_batch, self.run_id, tags=[
+            RunTag("study.outcome", "failed"), RunTag("study.failure", reason[:4900])])
         retrying(client.set_terminated, self.run_id, "FAILED")
 
 

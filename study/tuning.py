@@ -17,7 +17,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from study.execution import Execution
-from study.runner import execute_live, run_sequential, threads_for
+from study.runner import record_trial, run_sequential, threads_for
 from study.space import Space, SpaceError
 from study.specs import ArmOptions, TrialSpec
 from study.sweep import connect
@@ -61,8 +61,9 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
         spec = with_options(base, **config)
-        record = execute_live(spec, Tracker(f"{experiment}-tuning", uri),
-                              execution or Execution(), tags={"study.tuning": arm},
+        record = record_trial(spec, Tracker(f"{experiment}-tuning", uri),
+                              execution or Execution(), None,
+                              extra_tags={"study.tuning": arm},
                               upstream=Tracker(experiment, uri))
         tune.report({OBJECTIVE: record.metrics.get(OBJECTIVE, 0.0)})
 

@@ -8,7 +8,6 @@ spends hours on it. The cluster recipe's files are checked for syntax and shape.
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import warnings
 from collections import Counter
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from fakedata import write_cifar
 
 from study.models import build_model
 from study.space import SpaceError, known_spaces, load_space
@@ -169,21 +169,12 @@ def _write_mnist(root: Path, rng: np.random.Generator) -> None:
         _write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
 
 
-def _write_cifar(root: Path, rng: np.random.Generator) -> None:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name, n in [*((f"data_batch_{i}", 16) for i in range(1, 6)), ("test_batch", 20)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, n).tolist()}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
     _write_mnist(root, rng)
-    _write_cifar(root, rng)
+    write_cifar(root, rng, per_batch=16, test=20)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STUDY_DATA_DIR", str(root))
         yield root
