@@ -3,10 +3,12 @@ reuses it, a failure says why, and nothing is counted done before it is."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study import tracking
 from study.runner import run_sequential
 from study.space import Space
 from study.specs import DenseSpec, TrainSpec, TrialSpec
@@ -14,7 +16,7 @@ from study.tracking import Tracker
 from study.trial import TrialRecord
 
 SPACE = Space(name="live", model={"name": "mlp", "hidden": [64, 64]},
-              train={"steps": 400, "eval_every": 100, "batch_size": 100}, prune={"rounds": 1},
+              train={"steps": 2000, "eval_every": 500, "batch_size": 100}, prune={"rounds": 1},
               arms=[])
 
 
@@ -37,25 +39,32 @@ def _record(steps=(10, 20, 30, 40)) -> TrialRecord:
 
 
 @pytest.mark.timeout(300)
-def test_a_trials_run_is_running_and_filling_while_it_trains(store, monkeypatch):
-    seen = []
-    log_eval = tracking.TrialRun.log_eval
-
-    def watching(self, row):  # after each evaluation, look at the store as the UI would
-        log_eval(self, row)
-        run = MlflowClient(store).get_run(self.run_id)
-        history = MlflowClient(store).get_metric_history(self.run_id, "val_acc")
-        seen.append((run.info.status, run.data.tags["study.arm"], len(history)))
-
-    monkeypatch.setattr(tracking.TrialRun, "log_eval", watching)
+def test_a_trials_run_is_running_and_filling_while_it_trains(store):
+    """Look at the store as the UI does, from another thread, while `study run`'s worker
+    process trains: the dense trial's run is there, RUNNING, with part of its curve."""
     tracker = Tracker("live", store)
-    trials = SPACE.expand()[:2]  # dense, then IMP round 1
-    counts = run_sequential(SPACE, "", trials, tracker, echo=lambda line: None)
-    assert counts == {"finished": 2}
-    dense = [s for s in seen if s[1] == "dense"]
-    assert [s[2] for s in dense] == [1, 2, 3, 4]  # one more curve point per evaluation
-    assert {s[0] for s in seen} == {"RUNNING"}
     client = MlflowClient(store)
+    seen, stop = [], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for run in client.search_runs([tracker.experiment_id],
+                                          "tags.`study.arm` = 'dense'"):
+                points = len(client.get_metric_history(run.info.run_id, "val_acc"))
+                seen.append((run.info.status, points))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        counts = run_sequential(SPACE, "", SPACE.expand()[:2], tracker, echo=None)
+    finally:
+        stop.set()
+        watcher.join()
+    assert counts == {"finished": 2}
+    partial = {points for status, points in seen if status == "RUNNING"}
+    assert partial & {1, 2, 3}, seen  # caught mid-training with some of its 4 evaluations
+    assert seen[-1] == ("FINISHED", 4)
     runs = client.search_runs([tracker.experiment_id], "tags.`study.stage` != 'launch'")
     assert {r.info.status for r in runs} == {"FINISHED"}
     for run in runs:
