@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port, wait_until_up
 from typer.testing import CliRunner
 
 from study.cli import app
@@ -54,21 +54,14 @@ def test_ui_refuses_a_missing_store_and_a_busy_port(tmp_path, store):
 @pytest.mark.timeout(180)
 def test_ui_serves_the_store_on_loopback_with_telemetry_off(store):
     tracker = Tracker("browse", store)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_DISABLE_TELEMETRY"}
     ui = subprocess.Popen([sys.executable, "-m", "study.cli", "ui", "--tracking-uri", store,
                            "--port", str(port)], env=env, start_new_session=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_until_up(base)
         request = urllib.request.Request(
             f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=browse")
         with urllib.request.urlopen(request, timeout=10) as answer:
