@@ -87,7 +87,7 @@ def test_runs_are_named_described_and_filterable_by_number(smoke_store):
     client = MlflowClient(smoke_store)
     exp = client.get_experiment_by_name("smoke")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert exp.tags["mlflow.note.content"].startswith("Smoke: every arm")
+    assert exp.tags["mlflow.note.content"].startswith("Smoke: the trained arms")
     runs = _runs(smoke_store)
     names = [r.info.run_name for r in runs]
     assert len(set(names)) == len(names)
@@ -99,7 +99,8 @@ def test_runs_are_named_described_and_filterable_by_number(smoke_store):
         "mlflow.note.content"]
     deep = client.search_runs([exp.experiment_id], "metrics.round >= 2 and metrics.lr < 0.1",
                               max_results=1000)
-    assert len(deep) == 2 * 8 and {r.data.tags["study.round"] for r in deep} == {"2"}
+    expected = [r for r in runs if r.data.tags["study.round"] == "2"]
+    assert len(deep) == len(expected) > 0 and {r.data.tags["study.round"] for r in deep} == {"2"}
     ordered = client.search_runs([exp.experiment_id], "metrics.round >= 0",
                                  order_by=["metrics.round DESC"], max_results=1000)
     assert [r.data.metrics["round"] for r in ordered] == sorted(
@@ -117,11 +118,13 @@ def test_params_say_what_each_arm_trained(smoke_store):
     dense = next(r.data for r in runs if r.data.tags["study.arm"] == "dense")
     assert dense.params["trained.widths"] == "[64, 64]" and dense.params["trained.steps"] == "300"
     finetune = one("finetune")
-    assert finetune.params["trained.lr"] == "0.0005"  # 0.01 x the dense lr
+    # the dense schedule's final lr (a constant schedule here), as its train_lr metric says
+    assert finetune.params["trained.lr"] == f"{finetune.metrics['train_lr']:g}" == "0.05"
     assert finetune.params["trained.steps"] == "75" and "options.finetune_lr" not in (
         finetune.params)
     scratch_b = one("scratch_b")
-    assert int(scratch_b.params["trained.steps"]) == 600  # the cap: 2x the dense budget
+    steps = int(scratch_b.params["trained.steps"])  # FLOPs-matched: longer, at most the 2x cap
+    assert 300 < steps <= 600 and steps == scratch_b.metrics["train_steps"]
     assert scratch_b.params["dense.train.steps"] == "300"  # the spec stays the spec
     small = one("small_dense")
     widths = json.loads(small.params["trained.widths"])
