@@ -52,8 +52,10 @@ def _execution(device: str, channels_last: bool | None, compile: bool, space=Non
 
 
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
-             device: str = "cpu"):
-    """Load and validate the space, the selection and the store, before any work starts."""
+             device: str = "cpu", open_store: bool = True):
+    """Load and validate the space, the selection and the store, before any work starts.
+    `open_store=False` (a dry run) reads the store if there is one and writes nothing: the
+    tracker returned is None."""
     from study.execution import bf16_supported
     from study.space import SpaceError, load_space
     from study.space import select as select_trials
@@ -75,7 +77,7 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
             raise SpaceError(f"train.precision: bf16 needs a GPU with bfloat16 (Ampere or newer)"
                              f" and {device} has none; set precision fp32 or run on the CPU")
         _check_data(trials)
-        tracker = Tracker(space.name, uri)
+        tracker = Tracker(space.name, uri) if open_store else None
     except (SpaceError, TrackingError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     return space, source, trials, tracker
@@ -152,11 +154,13 @@ def sweep(space: SpaceArg,
     _check_address(address)
     _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
-                                               device)
+                                               device, open_store=not dry_run)
     execution = _execution(device, channels_last, compile, loaded)
     from study.plan import describe
+    from study.tracking import default_uri, done_ids
 
-    typer.echo(describe(loaded, trials, set(tracker.done())))
+    done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
+    typer.echo(describe(loaded, trials, done))
     if dry_run:
         return
     from study.sweep import run_sweep
@@ -250,7 +254,9 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
               "efficiency.")]
           = None,
           threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
-          docs: Annotated[bool, typer.Option(help="Copy speed.png to docs/figures/.")] = True,
+          docs: Annotated[bool, typer.Option(help="Also refresh the README's figure "
+                                             "docs/figures/speed.png (a checkout only).")]
+          = False,
           profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
           = False,
           device: Annotated[str, typer.Option(help="Where the options part trains: cuda for "
@@ -272,6 +278,48 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
                         profile=profile)
     typer.echo(results["table"])
     typer.echo(f"wrote {', '.join(results['files'].values())}")
+
+
+@app.command()
+def ui(tracking_uri: UriOpt = None,
+       port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
+       host: Annotated[str, typer.Option(help="Address to bind (default: this machine only)."
+                                         )] = "127.0.0.1") -> None:
+    """Browse the study's runs in the MLflow UI (telemetry off; Ctrl-C stops it)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from study.tracking import artifact_root, default_uri, store_exists
+
+    uri = tracking_uri or default_uri()
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"{uri} is a tracking server, which serves the UI itself: open it in a browser")
+        return
+    if not store_exists(uri):
+        raise fail(f"--tracking-uri {uri}: no tracking store there; run `study run` or "
+                   "`study sweep` first, or point --tracking-uri at a store")
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise fail(f"--port {port}: cannot listen on {host}:{port} ({err}); "
+                       "pass another --port") from None
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    root = artifact_root(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    # MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments"
+               "?workflowType=machine_learning (Ctrl-C stops it)")
+    server = subprocess.Popen(command, start_new_session=True)  # telemetry off: inherited
+    try:
+        server.wait()
+    except KeyboardInterrupt:  # stop the server and its workers cleanly, without a trace
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point

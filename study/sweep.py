@@ -9,10 +9,10 @@ on any node of a cluster. Trials checkpoint through Tune and resume after a work
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,11 +22,13 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.runner import describe, list_blocked, record_trial, threads_for
+from study.plan import budget, threads_for
+from study.progress import ProgressLine
+from study.runner import describe, launch_params, list_blocked, outcome_text, record_trial
 from study.space import Space
 from study.specs import TrialSpec
 from study.supervise import Supervised, death_message, read_report, trial_header
-from study.tracking import Tracker
+from study.tracking import Tracker, run_name
 from study.train import Checkpointer
 
 
@@ -69,6 +71,10 @@ class DependencySearcher(Searcher):
             (self.failed if error else self.done).add(spec.id)
         self.on_change(self)
 
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the tracking store is the state, and a relaunch rebuilds the queue
+        from it (Tune would otherwise warn at every experiment checkpoint)."""
+
 
 class TuneCheckpointer(Checkpointer):
     """Training state saved through Tune, so a restarted trial resumes where it stopped."""
@@ -105,10 +111,16 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
             node = ray.get_runtime_context().get_node_id()
             with Supervised(faults / f"{spec.id}.txt",
                             f"{trial_header(spec, execution)}, node {node}", stall_seconds):
-                record_trial(spec, tracker, execution, launch,
-                             TuneCheckpointer(checkpoint_every, checkpoint_seconds),
-                             extra_tags={"study.node": node})
-        tune.report({"trial_done": 1})
+                # a killed attempt's run stays RUNNING (a failed one FAILED) until Tune's
+                # retry resumes it: one run per trial and launch
+                record = record_trial(spec, tracker, execution, launch,
+                                      TuneCheckpointer(checkpoint_every, checkpoint_seconds),
+                                      extra_tags={"study.node": node})
+            acc = record.metrics.get("final_test_acc")
+            tune.report({"trial_done": 1, "outcome": record.outcome,
+                         **({"final_test_acc": acc} if acc is not None else {})})
+        else:
+            tune.report({"trial_done": 1})
 
     return trainable
 
@@ -157,36 +169,52 @@ def _ray_error(trial) -> str:
 
 
 class Progress(tune.Callback):
-    """One line per finished trial: done / running / failed / total and an ETA."""
+    """Feeds Tune's trial events to the progress line (the spec id rides in the config)."""
 
-    def __init__(self, total: int, echo: Callable[[str], None]) -> None:
-        self.total, self.echo, self.start = total, echo, time.monotonic()
-        self.finished = self.errored = 0
+    def __init__(self, line: ProgressLine, specs: dict[str, TrialSpec]) -> None:
+        self.line, self.specs = line, specs
 
     def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment state
-        return {**self.__dict__, "echo": print}
+        return {"line": None, "specs": {}}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.line.started(trial.config["id"])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.finished += 1
-        self._line(trials)
+        result, spec = trial.last_result or {}, self.specs[trial.config["id"]]
+        self.line.finished(spec.id, outcome_text(spec, result.get("outcome", "recorded"),
+                                                 result.get("final_test_acc")))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.errored += 1
-        self._line(trials)
+        spec = self.specs[trial.config["id"]]
+        self.line.finished(spec.id, f"{run_name(spec)} failed (its run says why)", failed=True)
 
-    def _line(self, trials) -> None:
-        done = self.finished + self.errored
-        running = sum(t.status == "RUNNING" for t in trials)
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * (self.total - done)
-        self.echo(f"[{done}/{self.total}] running {running}, failed {self.errored}, "
-                  f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+
+class _TokenNotice(logging.Filter):
+    """Ray's notice that token authentication is on: the safe default, nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this")
+
+
+TOKEN_NOTICE = _TokenNotice()
+
+
+def quiet_ray() -> None:
+    """Keep the terminal for the study's own progress: Tune's classic reporter, silent at
+    verbose 0 (its new one prints a configuration table, a results folder that is deleted
+    afterwards and a TensorBoard hint for files the study does not use), and no token-auth
+    notice. Ray's own logs stay in its session folder, /tmp/ray/session_latest/logs."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        TOKEN_NOTICE)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Join a cluster by address, or start a local Ray bound to loopback with no dashboard."""
     if ray.is_initialized():
         return
+    quiet_ray()
     if address:
         try:
             ray.init(address=address, log_to_driver=False)
@@ -212,18 +240,21 @@ def pin_loopback() -> None:
 def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
               address: str | None = None, max_concurrent: int | None = None,
               execution: Execution | None = None,
-              echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Schedule every trial not yet done; returns counts of trials done and failed."""
+              echo: Callable[[str], object] | None = print) -> dict[str, int]:
+    """Schedule every trial not yet done; returns counts of trials done and failed. `echo`:
+    where progress goes (a live line instead on a terminal); None: nowhere."""
+    line = ProgressLine(echo)
     closed = tracker.close_dangling()
     if closed:
-        echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
     done = set(tracker.done())
     todo = [t for t in trials if t.id not in done]
-    echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    line.say(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
     if not todo:
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
+    quiet_ray()  # also when the caller started Ray
     cpus, gpus = space.resources.cpu, space.resources.gpu
     # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
     # cluster whose trials last seconds. Let as many wait as there are CPUs.
@@ -235,7 +266,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     # Reusing trial actors saves seconds per trial, but pins a chain's trials to one node:
     # reuse only where there is a single node.
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
-    launch = tracker.start_launch(space.name, {"space.py": source})
+    launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "sweep"))
     searcher = DependencySearcher(todo, done)
     execution = execution or Execution()
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
@@ -256,18 +287,20 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
             # a resume reads the latest checkpoint only; Tune would keep every one on disk
             # (Tune then saves its experiment state at each trial checkpoint: one a minute)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[Progress(len(todo), echo), failures]),
+            callbacks=[Progress(line, {t.id: t for t in todo}), failures]),
     )
+    line.begin({t.id: budget(t) for t in todo})
     try:
         results = tuner.fit()
     finally:
+        line.close()
         if not given:
             shutil.rmtree(storage, ignore_errors=True)
     failed = sum(r.error is not None for r in results)
     tracker.end_launch(launch, failed=bool(failed))
     for spec_id, message in failures.failures.items():
-        echo(f"FAILED {describe(failures.specs[spec_id])}: {message}")
-    list_blocked(searcher.blocked, echo)
+        line.say(f"FAILED {describe(failures.specs[spec_id])}: {message}")
+    list_blocked(searcher.blocked, line.say)
     return {"done": len(searcher.done - done), "failed": failed,
             "blocked": len(searcher.blocked)}
 

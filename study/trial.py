@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study.arms import ARM_SETUPS
+from study.arms import ARM_SETUPS, Setup
 from study.context import Fetch, TrialContext
 from study.execution import Execution
 from study.models import count
-from study.specs import TrialSpec
+from study.specs import TrainSpec, TrialSpec
 from study.train import Checkpointer, TrainResult, evaluate_only, train
 
 
@@ -25,6 +25,8 @@ class TrialRecord:
     curves: list[dict[str, float]]
     artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    """What the run trained (`trained.*`), which the spec alone does not say for every arm."""
 
 
 def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
@@ -45,9 +47,12 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
     else:
         result = evaluate_only(model, ctx.data, setup.masks, train_spec.precision)
     counts = count(model, setup.masks)
+    remaining = counts.nonzero_weights / ctx.dense_counts.total_weights
     metrics = {
         **result.summary(), **setup.metrics,
-        "sparsity": 1.0 - counts.nonzero_weights / ctx.dense_counts.total_weights,
+        "sparsity": 1.0 - remaining, "remaining": remaining,
+        "masked_fraction": 1.0 - counts.nonzero_weights / counts.total_weights,
+        "dense_weights": ctx.dense_counts.total_weights,
         "nonzero_params": counts.nonzero_params, "total_params": counts.total_params,
         "nonzero_weights": counts.nonzero_weights, "total_weights": counts.total_weights,
         "flops": counts.nonzero_flops, "train_steps": result.steps - setup.start_step,
@@ -58,8 +63,22 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
     artifacts = dict(setup.artifacts)
     if spec.stage in ("dense", "imp") and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    params = {"trained.widths": str(model.widths)}
+    if setup.trains:
+        params.update(_trained(train_spec, setup, result))
     return TrialRecord(result.outcome, metrics, result.curves, artifacts,
-                       _tags(result, execution))
+                       _tags(result, execution), params)
+
+
+def _trained(spec: TrainSpec, setup: Setup, result: TrainResult) -> dict[str, str]:
+    """The budget and optimiser this run trained with (Scratch-B's longer schedule,
+    fine-tuning's small constant lr, a ticket's start at its rewind step)."""
+    return {"trained.steps": str(result.steps - setup.start_step),
+            "trained.schedule_steps": str(setup.total_steps),
+            "trained.start_step": str(setup.start_step),
+            "trained.lr": f"{spec.lr:g}", "trained.schedule": spec.schedule,
+            "trained.warmup_steps": str(spec.warmup_steps), "trained.optimizer": spec.optimizer,
+            "trained.weight_decay": f"{spec.weight_decay:g}"}
 
 
 def _tags(result: TrainResult, execution: Execution) -> dict[str, str]:

@@ -154,10 +154,10 @@ def test_critical_path_is_the_longest_chain_of_recorded_durations():
     seconds = {("dense", 0): 10.0, ("imp", 1): 5.0, ("imp", 2): 5.0, ("arm", 1): 3.0,
                ("arm", 2): 3.0}
     runs, clock = {}, 0.0
-    for t in trials:  # one after the other, records taking no time
-        clock += seconds[(t.stage, t.round)]
-        runs[t.id] = {"start": clock, "end": clock, "train": seconds[(t.stage, t.round)],
-                      "seconds": seconds[(t.stage, t.round)], "parent": "L"}
+    for t in trials:  # one after the other, each run live from its start to its record
+        span = seconds[(t.stage, t.round)]
+        runs[t.id] = {"start": clock, "end": clock + span, "seconds": span, "parent": "L"}
+        clock += span
     launches = [{"run_id": "L", "start": 0.0, "end": clock}]
     out = critical_path(trials, runs, launches, cpus=2)
     assert out["critical_path_s"] == pytest.approx(23.0)  # dense, imp1, imp2, reinit r2

@@ -50,8 +50,8 @@ def plan_efficiency(trials: list[TrialSpec]) -> dict:
 def recorded_runs(uri: str, experiment: str) -> tuple[dict[str, dict], list[dict]] | None:
     """Finished trial runs {study.id: times} and the launch runs of `experiment`; None if absent.
 
-    A trial's run is written right after it trains, so its duration is train_seconds plus the
-    record (end - start), and it started about train_seconds before its record."""
+    A trial's run is live from the start of the trial to the end of its record, so its
+    duration is end - start (set-up, training, evaluation and recording)."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -64,16 +64,15 @@ def recorded_runs(uri: str, experiment: str) -> tuple[dict[str, dict], list[dict
             break
     trials, launches = {}, []
     for r in runs:
-        tags, m = r.data.tags, r.data.metrics
+        tags = r.data.tags
         times = {"start": r.info.start_time / 1e3,
                  "end": (r.info.end_time or r.info.start_time) / 1e3,
-                 "parent": tags.get("mlflow.parentRunId"), "run_id": r.info.run_id}
+                 "parent": tags.get("study.launch"), "run_id": r.info.run_id}
         if tags.get("study.stage") == "launch":
             launches.append(times)
         elif (r.info.status == "FINISHED" and tags.get("study.outcome") in TERMINAL_OK
               and "study.id" in tags):
-            seconds = m.get("train_seconds", 0.0)
-            times.update(train=seconds, seconds=seconds + times["end"] - times["start"])
+            times["seconds"] = times["end"] - times["start"]
             trials[tags["study.id"]] = times
     return trials, launches
 
@@ -105,18 +104,17 @@ def critical_path(trials: list[TrialSpec], runs: dict[str, dict], launches: list
 
 def _wall(runs: dict[str, dict], launches: list[dict]) -> float:
     """Summed duration of the launches that recorded trials (gaps between relaunches left out);
-    without launch runs, first training start to last record end."""
+    without launch runs, first trial start to last record end."""
     total = 0.0
     for launch in launches:
         children = [r for r in runs.values() if r["parent"] == launch["run_id"]]
         if children:
             end = max([launch["end"], *(r["end"] for r in children)])
-            start = min([launch["start"], *(r["start"] - r["train"] for r in children)])
+            start = min([launch["start"], *(r["start"] for r in children)])
             total += end - start
     if total:
         return total
-    return (max(r["end"] for r in runs.values())
-            - min(r["start"] - r["train"] for r in runs.values()))
+    return max(r["end"] for r in runs.values()) - min(r["start"] for r in runs.values())
 
 
 def sweep_efficiency(space_name: str = "quickstart", tracking_uri: str | None = None,
