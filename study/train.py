@@ -66,21 +66,10 @@ class Heartbeat:
     a trial's own or the replay of a dense run to its rewind step."""
 
     def __init__(self) -> None:
-        self.step, self.beats = 0, 0
-        self.first: float | None = None
-        self.last: float | None = None
+        self.step, self.beats, self.last = 0, 0, 0.0
 
     def beat(self, step: int) -> None:
-        now = time.perf_counter()
-        if self.first is None:
-            self.first = now
-        self.step, self.last, self.beats = step, now, self.beats + 1
-
-    def typical_step_seconds(self) -> float | None:
-        """Mean seconds per step since the first beat (evaluations included); None before two."""
-        if self.beats < 2:
-            return None
-        return (self.last - self.first) / (self.beats - 1)
+        self.step, self.last, self.beats = step, time.perf_counter(), self.beats + 1
 
 
 heartbeat = Heartbeat()
