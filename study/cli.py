@@ -25,6 +25,9 @@ ChannelsLastOpt = Annotated[bool, typer.Option(
     "--channels-last/--no-channels-last", help="NHWC memory layout for conv nets.")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
+PackOpt = Annotated[int | None, typer.Option(
+    "--pack-size", min=1, help="Train up to K ready trials of one shape as one stacked model "
+    "(each still its own trial and run); 1: one at a time. Default: 16 on CPU, 64 on a GPU.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -44,6 +47,12 @@ def _execution(device: str, channels_last: bool, compile: bool):
     elif device != "cpu":
         raise fail(f"--device {device}: unknown; use cpu, cuda or cuda:N")
     return Execution(device, channels_last, compile)
+
+
+def _pack_size(pack_size: int | None, device: str) -> int:
+    from study.pack import default_pack_size
+
+    return pack_size if pack_size is not None else default_pack_size(device)
 
 
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
@@ -108,15 +117,16 @@ def run(space: SpaceArg,
             "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
         = None,
         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
-        channels_last: ChannelsLastOpt = True, compile: CompileOpt = False) -> None:
-    """Run every trial of SPACE in this process, one after the other (no Ray)."""
+        channels_last: ChannelsLastOpt = True, compile: CompileOpt = False,
+        pack_size: PackOpt = None) -> None:
+    """Run every trial of SPACE in this process, one pack after the other (no Ray)."""
     from study.runner import run_sequential
 
     execution = _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
     counts = run_sequential(loaded, source, trials, tracker, execution=execution,
-                            echo=typer.echo)
+                            echo=typer.echo, pack_size=_pack_size(pack_size, device))
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -136,7 +146,7 @@ def sweep(space: SpaceArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
           device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = True,
-          compile: CompileOpt = False) -> None:
+          compile: CompileOpt = False, pack_size: PackOpt = None) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
     execution = _execution(device, channels_last, compile)
@@ -151,7 +161,8 @@ def sweep(space: SpaceArg,
 
     try:
         counts = run_sweep(loaded, source, trials, tracker, address=address,
-                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo)
+                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo,
+                           pack_size=_pack_size(pack_size, device))
     except ConnectionError as err:
         raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
@@ -192,7 +203,8 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu", channels_last=True, compile=False)
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=True, compile=False,
+          pack_size=None)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 

@@ -2,13 +2,15 @@
 
 A Tune `Searcher` hands out a trial only once every parent it reads (the dense net, the previous
 IMP round) is recorded, so the arms of round r start as soon as round r's mask exists and run in
-parallel with round r+1. Each trial runs the same `execute` as `study run` and records itself in
-the tracking store, where its children read its artifacts (checksum verified): on one machine or
-on any node of a cluster. Trials checkpoint through Tune and resume after a worker dies.
+parallel with round r+1. A Tune trial is a pack (`study.pack`): it runs the same `run_pack` as
+`study run` and records each of its trials in the tracking store, where their children read
+their artifacts (checksum verified), on one machine or on any node of a cluster. Packs
+checkpoint through Tune and resume, every member where it was, after a worker dies.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -22,7 +24,8 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.runner import execute, threads_for
+from study.pack import next_pack, run_pack
+from study.runner import threads_for
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import Tracker
@@ -30,28 +33,28 @@ from study.train import Checkpointer
 
 
 class DependencySearcher(Searcher):
-    """Suggests each pending trial once all its parents are done; FINISHED when none can be."""
+    """Suggests packs of up to `pack_size` pending trials, each trial once all its parents are
+    done (`study.pack.next_pack`: one shape per pack); FINISHED when none can be."""
 
     def __init__(self, trials: list[TrialSpec], done: set[str],
-                 on_change: Callable[[DependencySearcher], None] | None = None) -> None:
+                 on_change: Callable[[DependencySearcher], None] | None = None,
+                 pack_size: int = 1) -> None:
         super().__init__()
-        self.pending = list(trials)
+        self.pending, self.pack_size = list(trials), pack_size
         self.done, self.failed, self.running = set(done), set(), {}
+        self.errors: dict[str, str] = {}  # trial id: why it failed (not its blocked children)
         self.on_change = on_change or (lambda s: None)
-
-    def _ready(self, spec: TrialSpec) -> bool:
-        return all(p.id in self.done for p in spec.parents())
 
     def _blocked(self, spec: TrialSpec) -> bool:
         return any(p.id in self.failed for p in spec.parents())
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        for i, spec in enumerate(self.pending):
-            if self._ready(spec):
-                del self.pending[i]
-                self.running[trial_id] = spec
-                self.on_change(self)
-                return {"id": spec.id}  # the spec travels in the trainable, not the state
+        pack = next_pack(self.pending, self.done, self.pack_size)
+        if pack:
+            self.pending = [s for s in self.pending if s not in pack]
+            self.running[trial_id] = pack
+            self.on_change(self)
+            return {"ids": [s.id for s in pack]}  # the specs travel in the trainable
         self.failed |= {s.id for s in self.pending if self._blocked(s)}
         self.pending = [s for s in self.pending if s.id not in self.failed]
         if not self.pending or not self.running:
@@ -60,10 +63,22 @@ class DependencySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        spec = self.running.pop(trial_id, None)
-        if spec is not None:
-            (self.failed if error else self.done).add(spec.id)
+        """A pack ended: its members are done, except those it reports failed (a bad upstream
+        artifact) and, if the pack itself errored, all of them."""
+        pack = self.running.pop(trial_id, [])
+        failed = _failed(result)
+        for spec in pack:
+            if error or spec.id in failed:
+                self.failed.add(spec.id)
+                self.errors[spec.id] = failed.get(spec.id, "the pack's worker failed")
+            else:
+                self.done.add(spec.id)
         self.on_change(self)
+
+
+def _failed(result: dict | None) -> dict[str, str]:
+    """{trial id: error} of the members a pack reported failed."""
+    return json.loads((result or {}).get("failed") or "{}")
 
 
 class TuneCheckpointer(Checkpointer):
@@ -85,24 +100,32 @@ class TuneCheckpointer(Checkpointer):
 
 def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
                    execution: Execution, threads: int, checkpoint_every: int | None = None,
-                   checkpoint_seconds: float = 60.0):
-    """The Tune function trainable: run the trial whose id the searcher suggests and record it
-    (once) in the store. The specs ride in the trainable, shipped once per worker: in a trial's
-    config, Tune would copy each into its experiment state, which it rewrites throughout the
-    sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
+                   checkpoint_seconds: float = 60.0, pack_size: int = 1):
+    """The Tune function trainable: run the pack whose ids the searcher suggests and record
+    each member (once) in the store. The specs ride in the trainable, shipped once per worker:
+    in a trial's config, Tune would copy each into its experiment state, which it rewrites
+    throughout the sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
     specs = {t.id: t.model_dump_json() for t in trials}
 
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
-        spec = TrialSpec.model_validate_json(specs[config["id"]])
         tracker = Tracker(experiment, uri, probe=False)
-        if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
-            checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
-            record = execute(spec, tracker, execution, checkpointer)
-            node = {"study.node": ray.get_runtime_context().get_node_id()}
+        # a retry after some records were written: only the rest
+        todo = [TrialSpec.model_validate_json(specs[i]) for i in config["ids"]
+                if not tracker.is_done(i)]
+        checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
+        outcomes = run_pack(todo, tracker.load, execution, checkpointer,
+                            stacked=pack_size > 1)
+        node = {"study.node": ray.get_runtime_context().get_node_id()}
+        failed = {}
+        for spec in todo:
+            record = outcomes[spec.id]
+            if isinstance(record, Exception):  # not recorded: the next launch redoes it
+                failed[spec.id] = str(record)[:500]
+                continue
             tracker.record(spec, record.outcome, record.metrics, record.curves,
                            record.artifacts, parent=launch, extra_tags={**record.tags, **node})
-        tune.report({"trial_done": 1})
+        tune.report({"trial_done": 1, "failed": json.dumps(failed)})  # a string: Tune keeps it
 
     return trainable
 
@@ -118,12 +141,18 @@ class Progress(tune.Callback):
         return {**self.__dict__, "echo": print}
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.finished += 1
-        self._line(trials)
+        failed = _failed(trial.last_result)
+        for trial_id in trial.config["ids"]:  # one line per member trial of the pack
+            if trial_id in failed:
+                self.errored += 1
+            else:
+                self.finished += 1
+            self._line(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.errored += 1
-        self._line(trials)
+        for _ in trial.config["ids"]:
+            self.errored += 1
+            self._line(trials)
 
     def _line(self, trials) -> None:
         done = self.finished + self.errored
@@ -163,8 +192,9 @@ def pin_loopback() -> None:
 def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
               address: str | None = None, max_concurrent: int | None = None,
               execution: Execution | None = None,
-              echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Schedule every trial not yet done; returns counts of trials done and failed."""
+              echo: Callable[[str], None] = print, pack_size: int = 1) -> dict[str, int]:
+    """Schedule every trial not yet done, in packs of up to `pack_size` (`study.pack`; a Tune
+    trial is a pack, with the space's resources); returns counts of trials done and failed."""
     closed = tracker.close_dangling()
     if closed:
         echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
@@ -187,10 +217,10 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     # reuse only where there is a single node.
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
-    searcher = DependencySearcher(todo, done)
+    searcher = DependencySearcher(todo, done, pack_size=pack_size)
     trainable = make_trainable(space.name, tracker.uri, launch, todo, execution or Execution(),
                                threads_for(space), space.checkpoint_every,
-                               space.checkpoint_seconds)
+                               space.checkpoint_seconds, pack_size)
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
     tuner = tune.Tuner(
@@ -211,8 +241,10 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     finally:
         if not given:
             shutil.rmtree(storage, ignore_errors=True)
-    failed = sum(r.error is not None for r in results)
-    tracker.end_launch(launch, failed=bool(failed))
+    for trial_id, why in searcher.errors.items():
+        echo(f"failed: trial {trial_id}: {why}")
+    failed = len(searcher.errors)
+    tracker.end_launch(launch, failed=bool(failed) or any(r.error is not None for r in results))
     blocked = len(todo) - len(searcher.done - done) - failed
     return {"done": len(searcher.done - done), "failed": failed, "blocked": max(0, blocked)}
 

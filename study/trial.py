@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study.arms import ARM_SETUPS
+from study.arms import ARM_SETUPS, Setup
 from study.context import Fetch, TrialContext
 from study.execution import Execution
 from study.models import count
-from study.specs import TrialSpec
-from study.train import Checkpointer, TrainResult, evaluate_only, train
+from study.specs import TrainSpec, TrialSpec
+from study.train import Checkpointer, Member, TrainResult, evaluate_only, train_members
 
 
 @dataclass
@@ -27,23 +27,45 @@ class TrialRecord:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
-              checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
+@dataclass
+class Prepared:
+    """A trial set up and ready to train: its arm's net, masks, budget, lr and TrainSpec."""
+
+    spec: TrialSpec
+    ctx: TrialContext
+    setup: Setup
+    train_spec: TrainSpec
+    lr: float | None
+
+    def member(self, on_eval=None) -> Member:
+        return Member(self.setup.model, self.train_spec, self.spec.dense.seed, self.lr,
+                      self.setup.masks, on_eval)
+
+
+def prepare(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None) -> Prepared:
+    """Build the trial's arm (reading its upstream artifacts), nothing trained yet."""
     execution = execution or Execution()
     ctx = TrialContext(spec, fetch, execution.device)
     setup = ARM_SETUPS[spec.arm](ctx)
-    model = setup.model.to(execution.device)
+    setup.model = setup.model.to(execution.device)
     lr = spec.options.lr if spec.options.lr is not None else setup.lr
     train_spec = setup.train or spec.dense.train
     if spec.options.weight_decay is not None:
         train_spec = train_spec.model_copy(update={"weight_decay": spec.options.weight_decay})
-    if setup.trains:
-        result = train(model, ctx.data, train_spec, seed=spec.dense.seed,
-                       total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
-                       masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval,
-                       execution=execution)
-    else:
-        result = evaluate_only(model, ctx.data, setup.masks, train_spec.precision)
+    return Prepared(spec, ctx, setup, train_spec, lr)
+
+
+def untrained_result(prepared: Prepared) -> TrainResult:
+    """An arm that is only evaluated (supermask, weight-agnostic)."""
+    return evaluate_only(prepared.setup.model, prepared.ctx.data, prepared.setup.masks,
+                         prepared.train_spec.precision)
+
+
+def finish(prepared: Prepared, result: TrainResult, execution: Execution | None = None,
+           tags: dict[str, str] | None = None) -> TrialRecord:
+    """Count the trained net and hand back the trial's record (metrics, curves, artifacts)."""
+    spec, setup, ctx = prepared.spec, prepared.setup, prepared.ctx
+    model = setup.model
     counts = count(model, setup.masks)
     metrics = {
         **result.summary(), **setup.metrics,
@@ -57,7 +79,20 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
     if spec.stage in ("dense", "imp") and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TrialRecord(result.outcome, metrics, result.curves, artifacts,
-                       _tags(result, execution))
+                       {**_tags(result, execution or Execution()), **(tags or {})})
+
+
+def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
+              checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
+    prepared = prepare(spec, fetch, execution)
+    setup = prepared.setup
+    if setup.trains:
+        (result,) = train_members([prepared.member(on_eval)], prepared.ctx.data,
+                                  total_steps=setup.total_steps, start_step=setup.start_step,
+                                  checkpointer=checkpointer, execution=execution)
+    else:
+        result = untrained_result(prepared)
+    return finish(prepared, result, execution)
 
 
 def _tags(result: TrainResult, execution: Execution) -> dict[str, str]:
