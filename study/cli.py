@@ -243,14 +243,15 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
               "against the critical path.")] = None,
           part: Annotated[list[str] | None, typer.Option(
               "--part", help="Run only these: trainer, options, orchestration, inference, "
-              "efficiency.")]
+              "efficiency, packed.")]
           = None,
           threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
           docs: Annotated[bool, typer.Option(help="Copy speed.png to docs/figures/.")] = True,
           profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
           = False,
-          device: Annotated[str, typer.Option(help="Where the options part trains: cuda for "
-                                              "the GPU check (the others measure the CPU).")]
+          device: Annotated[str, typer.Option(help="Where the options and packed parts train: "
+                                              "cuda for the GPU check (the others measure the "
+                                              "CPU).")]
           = "cpu") -> None:
     """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
     from study.bench import PARTS, BenchConfig, run_bench

@@ -16,6 +16,7 @@ from study.bench.efficiency import critical_path, plan_efficiency
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
 from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
+from study.bench.packed import PackedCase, bench_packed, matmul_limit
 from study.bench.report import ratios_figure, speed_figure, verdict
 from study.bench.sparse import csr_copy, masked_copy, structured_copy
 from study.bench.timing import torch_threads
@@ -45,11 +46,28 @@ def one_thread():
         yield
 
 
+TINY_PACKED = PackedCase("tiny-mlp", "mlp", (40,), TrainSpec(lr=0.1, batch_size=32, steps=1),
+                         steps=10, ks=(1, 4), reps=2, samples=256, hidden=(16,))
+
+
 def _tiny_config(**overrides) -> BenchConfig:
     return BenchConfig(trainer=[TINY_TRAINER], options=[OptionCase(TINY_TRAINER, ("bf16",))],
                        inference=TINY_INFERENCE[:1], sparsities=(0.5, 0.9), batches=(1, 4),
-                       inference_reps=1, space="smoke",
-                       parts=("trainer", "options", "inference", "efficiency"), **overrides)
+                       inference_reps=1, space="smoke", packed=[TINY_PACKED],
+                       parts=("trainer", "options", "inference", "efficiency", "packed"),
+                       **overrides)
+
+
+@pytest.mark.timeout(120)
+def test_packed_rows_time_packs_of_k_against_the_solo_bare_loop():
+    rows = bench_packed(TINY_PACKED)
+    assert [r["k"] for r in rows] == [1, 4]
+    for row in rows:
+        assert {"model", "k", "samples_per_s", "ratio_vs_solo_bare",
+                "share_of_matmul_limit"} <= set(row)
+        assert row["model"] == "tiny-mlp" and row["samples_per_s"] > 0
+        assert row["ratio_vs_solo_bare"] > 0 and 0 < row["share_of_matmul_limit"] < 1
+    assert matmul_limit() > 1e8  # any CPU does 0.1 GFLOP/s
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -189,6 +207,8 @@ def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
     assert saved["ratios"]["trainer/tiny-mlp/masked80"] > 0
     assert saved["ratios"]["options/tiny-mlp/bf16"] > 0
     assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
+    assert saved["ratios"]["packed/tiny-mlp/k4"] > 0
+    assert [row["k"] for row in saved["packed"]] == [1, 4]
     for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     speed = speed_figure(results["inference"])
