@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -62,13 +62,17 @@ def test_sweep_relaunch_packs_only_the_missing_trials(tmp_path, ray_local):
 
 def _kill_the_pack_worker(driver: subprocess.Popen) -> bool:
     """SIGKILL this sweep's Tune trial worker (a descendant of the driver, no other)."""
-    for proc in psutil.Process(driver.pid).children(recursive=True):
-        try:
-            if "ImplicitFunc" in " ".join(proc.cmdline()):
-                proc.kill()
-                return True
-        except psutil.Error:
-            continue
+    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True)
+    rows = [line.split(None, 2) for line in table.stdout.splitlines()]
+    parent = {int(r[0]): int(r[1]) for r in rows if len(r) >= 2}
+    for row in rows:
+        pid, args = int(row[0]), row[2] if len(row) == 3 else ""
+        ancestor = parent.get(pid)
+        while ancestor and ancestor != driver.pid:
+            ancestor = parent.get(ancestor)
+        if ancestor == driver.pid and "ImplicitFunc" in args:
+            os.kill(pid, signal.SIGKILL)
+            return True
     return False
 
 
