@@ -15,14 +15,16 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Prune a big network or train a small one? Matched, tracked, tested.")
 
-SpaceArg = Annotated[str, typer.Argument(help="A space name in search_spaces/ or a path to one.")]
+SpaceArg = Annotated[str, typer.Argument(
+    help="A space name (./search_spaces/NAME.py, else a shipped one: `study spaces`) or a path.")]
 UriOpt = Annotated[str | None, typer.Option("--tracking-uri",
                                             help="MLflow store (default: ./mlruns/mlflow.db).")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where MNIST/CIFAR files "
                                                  "live (default: $STUDY_DATA_DIR or ./data).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")]
-ChannelsLastOpt = Annotated[bool, typer.Option(
-    "--channels-last/--no-channels-last", help="NHWC memory layout for conv nets.")]
+ChannelsLastOpt = Annotated[bool | None, typer.Option(
+    "--channels-last/--no-channels-last", help="NHWC memory layout for conv nets (default: the "
+    "space's channels_last, off: it can crash small conv nets on some CPUs).")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
 PackOpt = Annotated[int | None, typer.Option(
@@ -35,10 +37,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _execution(device: str, channels_last: bool, compile: bool):
-    """How trials run here; a CUDA device that is not there fails now."""
+def _execution(device: str, channels_last: bool | None, compile: bool, space=None):
+    """How trials run here (channels-last: the flag, else the space's choice); a CUDA device
+    that is not there fails now."""
     from study.execution import Execution
 
+    if channels_last is None:
+        channels_last = space.channels_last if space is not None else False
     if device.startswith("cuda"):
         import torch
 
@@ -114,19 +119,25 @@ def _check_data(trials) -> None:
 @app.command()
 def run(space: SpaceArg,
         select: Annotated[list[str] | None, typer.Option(
-            "--select", help="Run a subset: KEY=VALUE, e.g. seed=0 train.lr=0.1 arm=reinit.")]
+            "--select", help="Run a subset: KEY=VALUE, once per key, e.g. --select seed=0 "
+            "--select arm=reinit.")]
         = None,
         tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, device: DeviceOpt = "cpu",
-        channels_last: ChannelsLastOpt = True, compile: CompileOpt = False,
-        pack_size: PackOpt = None) -> None:
-    """Run every trial of SPACE in this process, one pack after the other (no Ray)."""
+        channels_last: ChannelsLastOpt = None, compile: CompileOpt = False,
+        isolate: Annotated[bool, typer.Option(
+            "--isolate/--no-isolate", help="Run trials in a watched child process, so a crash "
+            "or hang is recorded and the run goes on (--no-isolate: in this process, for a "
+            "debugger).")] = True, pack_size: PackOpt = None) -> None:
+    """Run every trial of SPACE here, one pack after the other (no Ray)."""
     from study.runner import run_sequential
 
-    execution = _execution(device, channels_last, compile)
+    _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
+    execution = _execution(device, channels_last, compile, loaded)
     counts = run_sequential(loaded, source, trials, tracker, execution=execution,
-                            echo=typer.echo, pack_size=_pack_size(pack_size, device))
+                            echo=typer.echo, isolate=isolate,
+                            pack_size=_pack_size(pack_size, device))
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -145,13 +156,14 @@ def sweep(space: SpaceArg,
               "--max-concurrent", min=1, help="At most N trials at once.")] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
-          device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = True,
+          device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
           compile: CompileOpt = False, pack_size: PackOpt = None) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
-    execution = _execution(device, channels_last, compile)
+    _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device)
+    execution = _execution(device, channels_last, compile, loaded)
     from study.plan import describe
 
     typer.echo(describe(loaded, trials, set(tracker.done())))
@@ -176,17 +188,18 @@ def tune(space: SpaceArg,
          trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials (the same "
                                              "for every arm: an equal budget).")] = 8,
          tracking_uri: UriOpt = None, data_dir: DataDirOpt = None, address: AddressOpt = None,
-         device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = True,
+         device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
          compile: CompileOpt = False) -> None:
     """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
     _check_address(address)
-    execution = _execution(device, channels_last, compile)
+    _execution(device, channels_last, compile)
     from study.specs import ARMS
 
     if arm not in ARMS or arm == "dense":
         raise fail(f"--arm {arm}: unknown arm; allowed: "
                    + ", ".join(a for a in ARMS if a != "dense"))
     loaded, source, specs, tracker = _prepare(space, tracking_uri, data_dir, [], device)
+    execution = _execution(device, channels_last, compile, loaded)
     from study.space import SpaceError
     from study.tuning import tune_arm
 
@@ -203,18 +216,21 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu", channels_last=True, compile=False,
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False,
           pack_size=None)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 
 @app.command()
 def spaces() -> None:
-    """List the search spaces in search_spaces/."""
-    from study.space import known_spaces
+    """List the search spaces: the shipped ones and any in ./search_spaces/ (which win)."""
+    from study.space import SPACES_DIR, space_files, space_summary
 
-    for name in sorted(known_spaces()):
-        typer.echo(name)
+    files = space_files()
+    width = max(map(len, files), default=0)
+    for name, path in files.items():
+        local = "" if path.parent.resolve() == SPACES_DIR else f"  [{path}]"
+        typer.echo(f"{name:<{width}}  {space_summary(path)}{local}")
 
 
 @app.command()

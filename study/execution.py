@@ -16,10 +16,13 @@ import torch
 @dataclass(frozen=True)
 class Execution:
     device: str = "cpu"
-    channels_last: bool = True
-    """NHWC memory layout for conv weights and inputs (fully connected nets are unaffected):
-    what cuDNN's tensor-core kernels want, and 1.2-1.3x faster on this repo's CPU too
-    (`study bench`, option rows)."""
+    channels_last: bool = False
+    """NHWC memory layout for conv weights and inputs (fully connected nets are unaffected).
+    Opt-in: on an AVX2-only AMD EPYC with torch 2.13's oneDNN, channels-last backward of conv
+    nets with few channels (4-16, e.g. ResNet-20 at width 0.25 or a structured round) hangs or
+    crashes the process, while the default layout trains them fine. Where it works it can be
+    1.1-1.3x faster for conv nets (`study bench --part options` measures it per machine); cuDNN's
+    tensor-core kernels want it on GPUs, which `scripts/gpu_check.sh` measures."""
     compile: bool = False
     """`torch.compile` the training forward pass. Off by default: the compile takes seconds
     to minutes, and on CPU the compiled MLP is slower (`study bench`); try it for long GPU runs."""

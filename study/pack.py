@@ -53,6 +53,8 @@ def pack_key(spec: TrialSpec) -> str:
     if spec.arm == "scratch_b":  # its budget follows the FLOPs of its mask
         shape = [shape, "scratch_b", spec.prune.canonical(), spec.round]
     shared = {f: getattr(d.train, f) for f in SHARED_FIELDS}
+    if not spec.trains_with_bn_l1:  # Network Slimming's penalty only where the protocol has it
+        shared["bn_l1"] = 0.0
     return json.dumps([d.data.canonical(), shape, shared, steps, start], sort_keys=True)
 
 

@@ -1,12 +1,14 @@
 """Search spaces: a base configuration, a grid over it, seeds and arms -> matched trials.
 
-A space file in `search_spaces/` is Python (trusted like any script you run) that defines
-`space = Space(...)`. Every combination is validated when the space is loaded, so a mistake is
-reported, naming the field, before anything is written or trained.
+A space file is Python (trusted like any script you run) that defines `space = Space(...)`.
+By name, a space is `./search_spaces/NAME.py` in the working directory (a user's own studies)
+or else one shipped with the tool. Every combination is validated when the space is loaded, so
+a mistake is reported, naming the field, before anything is written or trained.
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import runpy
@@ -29,6 +31,8 @@ from study.specs import (
 
 SECTIONS = ("data", "model", "train", "prune", "options")
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+"""The shipped spaces: the repository's search_spaces/ folder, which the wheel installs as the
+`search_spaces` package beside `study` (so this path holds in a clone and in any install)."""
 
 
 class SpaceError(ValueError):
@@ -68,6 +72,16 @@ class Space(BaseModel):
     last, and loses at most this much work."""
     checkpoint_every: int | None = Field(default=None, ge=1)
     """Training steps between checkpoints instead, when given (exact steps, for tests)."""
+    channels_last: bool = False
+    """Lay conv nets out channels-last (NHWC) when the command line does not say
+    (`--channels-last/--no-channels-last`). Off by default: on some CPUs it crashes or hangs
+    small conv nets (see `study.execution.Execution.channels_last`)."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """How often a sweep restarts a trial whose worker died (from its last checkpoint) before
+    the trial is recorded FAILED and its dependents are skipped."""
+    stall_seconds: float = Field(default=300.0, gt=0)
+    """A trial that makes no training progress for max(this, 50 x its own typical step time)
+    is reported as stalled, with its id and step, and its process is stopped."""
     tune: dict[str, tuple[float, float]] = {"lr": (1e-4, 1.0)}
     """Log-uniform ranges `study tune` searches for each arm: lr, and weight_decay if given."""
 
@@ -212,14 +226,15 @@ def _explain(err: ValidationError, sections: dict[str, Any]) -> str:
 
 
 def load_space(name_or_path: str) -> tuple[Space, str]:
-    """A space by name (in search_spaces/) or by path; returns it with its source text."""
+    """A space by name (./search_spaces/NAME.py, else the shipped one) or by path; returns it
+    with its source text."""
     path = Path(name_or_path)
     if not path.suffix:
-        local = Path.cwd() / "search_spaces" / f"{name_or_path}.py"
-        path = local if local.exists() else SPACES_DIR / f"{name_or_path}.py"
-    if not path.exists():
-        known = ", ".join(sorted(known_spaces())) or "none"
-        raise SpaceError(f"space {name_or_path!r}: no such file {path}; known spaces: {known}")
+        path = space_files().get(name_or_path, path)
+    if not path.is_file():
+        known = ", ".join(space_files()) or "none"
+        where = f"no such file {path}" if path.suffix else "not in ./search_spaces/ or shipped"
+        raise SpaceError(f"space {name_or_path!r}: {where}; known spaces: {known}")
     try:
         namespace = runpy.run_path(str(path))
     except ValidationError as err:
@@ -235,8 +250,26 @@ def load_space(name_or_path: str) -> tuple[Space, str]:
     return space, path.read_text()
 
 
+def space_files() -> dict[str, Path]:
+    """Every space by name: the shipped ones, each replaced by ./search_spaces/NAME.py where the
+    working directory has one. Files starting with `_` are not spaces."""
+    files: dict[str, Path] = {}
+    for folder in (SPACES_DIR, Path.cwd() / "search_spaces"):
+        files.update({p.stem: p for p in folder.glob("*.py") if not p.stem.startswith("_")})
+    return dict(sorted(files.items()))
+
+
 def known_spaces() -> list[str]:
-    return [p.stem for p in SPACES_DIR.glob("*.py") if not p.stem.startswith("_")]
+    return list(space_files())
+
+
+def space_summary(path: Path) -> str:
+    """The first line of a space file's docstring, read without running the file."""
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    except SyntaxError as err:
+        return f"(not valid Python: line {err.lineno}: {err.msg})"
+    return doc.partition("\n")[0]
 
 
 def select(trials: list[TrialSpec], filters: list[str]) -> list[TrialSpec]:

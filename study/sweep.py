@@ -24,12 +24,14 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.pack import next_pack, run_pack
-from study.runner import threads_for
+from study.pack import next_pack
+from study.runner import describe, list_blocked, record_pack, threads_for
 from study.space import Space
 from study.specs import TrialSpec
+from study.supervise import Supervised, death_message, read_report
 from study.tracking import Tracker
 from study.train import Checkpointer
+from study.worker import pack_header
 
 
 class DependencySearcher(Searcher):
@@ -43,6 +45,7 @@ class DependencySearcher(Searcher):
         self.pending, self.pack_size = list(trials), pack_size
         self.done, self.failed, self.running = set(done), set(), {}
         self.errors: dict[str, str] = {}  # trial id: why it failed (not its blocked children)
+        self.blocked: list[TrialSpec] = []  # never run: a trial they depend on failed
         self.on_change = on_change or (lambda s: None)
 
     def _blocked(self, spec: TrialSpec) -> bool:
@@ -55,8 +58,10 @@ class DependencySearcher(Searcher):
             self.running[trial_id] = pack
             self.on_change(self)
             return {"ids": [s.id for s in pack]}  # the specs travel in the trainable
-        self.failed |= {s.id for s in self.pending if self._blocked(s)}
-        self.pending = [s for s in self.pending if s.id not in self.failed]
+        while blocked := [s for s in self.pending if self._blocked(s)]:  # and their children
+            self.blocked += blocked
+            self.failed |= {s.id for s in blocked}
+            self.pending = [s for s in self.pending if s.id not in self.failed]
         if not self.pending or not self.running:
             return Searcher.FINISHED  # nothing left that could ever become ready
         return None
@@ -99,12 +104,14 @@ class TuneCheckpointer(Checkpointer):
 
 
 def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
-                   execution: Execution, threads: int, checkpoint_every: int | None = None,
-                   checkpoint_seconds: float = 60.0, pack_size: int = 1):
+                   execution: Execution, threads: int, faults: Path, stall_seconds: float,
+                   checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0,
+                   pack_size: int = 1):
     """The Tune function trainable: run the pack whose ids the searcher suggests and record
-    each member (once) in the store. The specs ride in the trainable, shipped once per worker:
-    in a trial's config, Tune would copy each into its experiment state, which it rewrites
-    throughout the sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
+    each member (once) in the store, under a fault file (named after the pack's first trial)
+    and a stall watchdog (`study.supervise`). The specs ride in the trainable, shipped once
+    per worker: in a trial's config, Tune would copy each into its experiment state, which it
+    rewrites throughout the sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
     specs = {t.id: t.model_dump_json() for t in trials}
 
     def trainable(config: dict) -> None:
@@ -113,21 +120,64 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
         # a retry after some records were written: only the rest
         todo = [TrialSpec.model_validate_json(specs[i]) for i in config["ids"]
                 if not tracker.is_done(i)]
-        checkpointer = TuneCheckpointer(checkpoint_every, checkpoint_seconds)
-        outcomes = run_pack(todo, tracker.load, execution, checkpointer,
-                            stacked=pack_size > 1)
-        node = {"study.node": ray.get_runtime_context().get_node_id()}
         failed = {}
-        for spec in todo:
-            record = outcomes[spec.id]
-            if isinstance(record, Exception):  # not recorded: the next launch redoes it
-                failed[spec.id] = str(record)[:500]
-                continue
-            tracker.record(spec, record.outcome, record.metrics, record.curves,
-                           record.artifacts, parent=launch, extra_tags={**record.tags, **node})
+        if todo:
+            node = ray.get_runtime_context().get_node_id()
+            with Supervised(faults / f"{config['ids'][0]}.txt",
+                            f"{pack_header(todo, execution)}, node {node}", stall_seconds):
+                outcomes = record_pack(todo, tracker, execution, launch,
+                                       TuneCheckpointer(checkpoint_every, checkpoint_seconds),
+                                       extra_tags={"study.node": node}, stacked=pack_size > 1)
+            # not recorded: the next launch redoes them
+            failed = {i: str(r)[:500] for i, r in outcomes.items() if isinstance(r, Exception)}
         tune.report({"trial_done": 1, "failed": json.dumps(failed)})  # a string: Tune keeps it
 
     return trainable
+
+
+class RecordFailures(tune.Callback):
+    """A trial Tune gave up on (its retries spent) is recorded FAILED in the store, with what
+    killed its process (from the fault file it left) and Ray's own account."""
+
+    def __init__(self, experiment: str, uri: str, launch: str, trials: list[TrialSpec],
+                 faults: Path, execution: Execution) -> None:
+        self.experiment, self.uri, self.launch, self.faults = experiment, uri, launch, faults
+        self.specs = {t.id: t for t in trials}
+        self.execution = execution
+        self.failures: dict[str, str] = {}  # trial id -> message
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment state
+        return {**self.__dict__, "specs": {}}
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        pack = [self.specs[i] for i in trial.config.get("ids", []) if i in self.specs]
+        if not pack:
+            return
+        header = pack_header(pack, self.execution)
+        report = read_report(self.faults / f"{pack[0].id}.txt")
+        ray_error = _ray_error(trial)
+        if report is None and "died" not in ray_error:  # an exception, not a death
+            message = f"the trial raised an error; {header}; {ray_error}"
+        else:
+            message = death_message(report, header, detail=ray_error)
+        tracker = Tracker(self.experiment, self.uri, probe=False)
+        for spec in pack:  # every member the pack had not recorded yet
+            if not tracker.is_done(spec.id):
+                self.failures[spec.id] = message
+                tracker.fail(spec, message, parent=self.launch,
+                             extra_tags=self.execution.tags())
+
+
+def _ray_error(trial) -> str:
+    """The first line of Ray's account of a trial's failure, and its exit detail."""
+    try:
+        text = Path(trial.error_file).read_text(errors="replace")
+    except (OSError, TypeError):
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keep = [line for line in lines if "Worker exit detail" in line or line.startswith(
+        ("ray.exceptions", "RuntimeError", "study."))]
+    return "Ray: " + " ".join((keep or lines[-1:])[:2])[:800]
 
 
 class Progress(tune.Callback):
@@ -218,11 +268,14 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
     launch = tracker.start_launch(space.name, {"space.py": source})
     searcher = DependencySearcher(todo, done, pack_size=pack_size)
-    trainable = make_trainable(space.name, tracker.uri, launch, todo, execution or Execution(),
-                               threads_for(space), space.checkpoint_every,
-                               space.checkpoint_seconds, pack_size)
+    execution = execution or Execution()
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
+    faults = storage / "faults"  # where trial processes leave what killed them
+    trainable = make_trainable(space.name, tracker.uri, launch, todo, execution,
+                               threads_for(space), faults, space.stall_seconds,
+                               space.checkpoint_every, space.checkpoint_seconds, pack_size)
+    failures = RecordFailures(space.name, tracker.uri, launch, todo, faults, execution)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(todo),
@@ -230,22 +283,27 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
                                     reuse_actors=single_node),
         run_config=tune.RunConfig(
             name=space.name, storage_path=str(storage), verbose=0,
-            failure_config=tune.FailureConfig(max_failures=2),
+            failure_config=tune.FailureConfig(max_failures=space.retries),
             # a resume reads the latest checkpoint only; Tune would keep every one on disk
             # (Tune then saves its experiment state at each trial checkpoint: one a minute)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[Progress(len(todo), echo)]),
+            callbacks=[Progress(len(todo), echo), failures]),
     )
     try:
         results = tuner.fit()
     finally:
         if not given:
             shutil.rmtree(storage, ignore_errors=True)
-    for trial_id, why in searcher.errors.items():
-        echo(f"failed: trial {trial_id}: {why}")
-    failed = len(searcher.errors)
+    failed = len(searcher.errors)  # members: a pack's death fails all it had not recorded
     tracker.end_launch(launch, failed=bool(failed) or any(r.error is not None for r in results))
-    blocked = len(todo) - len(searcher.done - done) - failed
-    return {"done": len(searcher.done - done), "failed": failed, "blocked": max(0, blocked)}
+    for spec_id, message in failures.failures.items():
+        echo(f"FAILED {describe(failures.specs[spec_id])}: {message}")
+    specs = {t.id: t for t in todo}
+    for spec_id, message in searcher.errors.items():  # a bad upstream artifact, not a death
+        if spec_id not in failures.failures:
+            echo(f"failed: {describe(specs[spec_id])}: {message}")
+    list_blocked(searcher.blocked, echo)
+    return {"done": len(searcher.done - done), "failed": failed,
+            "blocked": len(searcher.blocked)}
 
 

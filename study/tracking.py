@@ -9,7 +9,8 @@
 - Metrics: curves `train_loss`, `val_loss`, `val_acc`, `test_acc` per eval step; summaries
   `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`, `early_stop_step`, `sparsity`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_seconds` (+ `match_error` for small_dense).
+  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `study.sha256.<file>` that every reader verifies.
 """
@@ -96,6 +97,10 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.rewind_step": str(p.rewind_step if p else 0),
         "study.version": __version__,
     }
+
+
+def run_name(spec: TrialSpec) -> str:
+    return f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
 
 
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -187,8 +192,7 @@ class Tracker:
                      for n, b in payloads.items()})
         if parent:
             tags["mlflow.parentRunId"] = parent
-        name = f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
-        run_id = retrying(self.client.create_run, self.experiment_id, run_name=name,
+        run_id = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
                           tags=tags).info.run_id
         try:
             stamp = int(time.time() * 1000)
@@ -211,6 +215,26 @@ class Tracker:
             self.client.set_terminated(run_id, "FAILED")
             raise
         retrying(self.client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return run_id
+
+    def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
+             extra_tags: dict[str, str] | None = None) -> str:
+        """Record a trial whose process died or stalled: its run (the one left RUNNING, or a
+        new one) ends FAILED with `study.outcome` "failed" and the message in
+        `study.failure`. A failed trial is not done: the next launch runs it again."""
+        tags = {**tags_for(spec), "study.outcome": "failed", "study.failure": message[:4900],
+                **(extra_tags or {})}
+        running = self._runs(f"tags.`study.id` = '{spec.id}' and attributes.status = 'RUNNING'")
+        if running:
+            run_id = running[0].info.run_id
+            for key, value in tags.items():
+                retrying(self.client.set_tag, run_id, key, value)
+        else:
+            if parent:
+                tags["mlflow.parentRunId"] = parent
+            run_id = retrying(self.client.create_run, self.experiment_id,
+                              run_name=run_name(spec), tags=tags).info.run_id
+        retrying(self.client.set_terminated, run_id, "FAILED")
         return run_id
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:

@@ -62,6 +62,32 @@ class TrainResult:
         return out
 
 
+class Heartbeat:
+    """When this process last finished a training step: what a stall watchdog reads
+    (`study.supervise`). Process-wide, because a hang can be in any loop the process runs,
+    a trial's own or the replay of a dense run to its rewind step."""
+
+    def __init__(self) -> None:
+        self.step, self.beats = 0, 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def beat(self, step: int) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.step, self.last, self.beats = step, now, self.beats + 1
+
+    def typical_step_seconds(self) -> float | None:
+        """Mean seconds per step since the first beat (evaluations included); None before two."""
+        if self.beats < 2:
+            return None
+        return (self.last - self.first) / (self.beats - 1)
+
+
+heartbeat = Heartbeat()
+
+
 class Checkpointer:
     """Where a trial keeps its resumable state, and when: every `every` steps if given, else
     every `seconds` of training (neither: never). The sweep swaps in Ray Tune's version.
@@ -289,6 +315,7 @@ def train_members(members: list[Member], data: Splits, *, total_steps: int,
         running += engine.step(state.step)
         state.loss_count += 1
         state.step += 1
+        heartbeat.beat(state.step)
         evaluate_now = state.step % members[0].spec.eval_every == 0 or state.step == stop_step
         save_now = checkpointer.due(state.step)
         if evaluate_now or save_now:

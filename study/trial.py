@@ -29,17 +29,16 @@ class TrialRecord:
 
 @dataclass
 class Prepared:
-    """A trial set up and ready to train: its arm's net, masks, budget, lr and TrainSpec."""
+    """A trial set up and ready to train: its arm's net, masks, budget and TrainSpec."""
 
     spec: TrialSpec
     ctx: TrialContext
     setup: Setup
-    train_spec: TrainSpec
-    lr: float | None
+    train_spec: TrainSpec  # the arm's own lr and weight decay included
 
     def member(self, on_eval=None) -> Member:
-        return Member(self.setup.model, self.train_spec, self.spec.dense.seed, self.lr,
-                      self.setup.masks, on_eval)
+        return Member(self.setup.model, self.train_spec, self.spec.dense.seed,
+                      masks=self.setup.masks, on_eval=on_eval)
 
 
 def prepare(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None) -> Prepared:
@@ -48,11 +47,10 @@ def prepare(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None) -
     ctx = TrialContext(spec, fetch, execution.device)
     setup = ARM_SETUPS[spec.arm](ctx)
     setup.model = setup.model.to(execution.device)
-    lr = spec.options.lr if spec.options.lr is not None else setup.lr
-    train_spec = setup.train or spec.dense.train
-    if spec.options.weight_decay is not None:
-        train_spec = train_spec.model_copy(update={"weight_decay": spec.options.weight_decay})
-    return Prepared(spec, ctx, setup, train_spec, lr)
+    train_spec = setup.train or ctx.train
+    own = {k: v for k, v in (("lr", spec.options.lr),
+                             ("weight_decay", spec.options.weight_decay)) if v is not None}
+    return Prepared(spec, ctx, setup, train_spec.model_copy(update=own))
 
 
 def untrained_result(prepared: Prepared) -> TrainResult:
@@ -64,7 +62,7 @@ def untrained_result(prepared: Prepared) -> TrainResult:
 def finish(prepared: Prepared, result: TrainResult, execution: Execution | None = None,
            tags: dict[str, str] | None = None) -> TrialRecord:
     """Count the trained net and hand back the trial's record (metrics, curves, artifacts)."""
-    spec, setup, ctx = prepared.spec, prepared.setup, prepared.ctx
+    spec, setup, ctx, train_spec = prepared.spec, prepared.setup, prepared.ctx, prepared.train_spec
     model = setup.model
     counts = count(model, setup.masks)
     metrics = {
@@ -75,6 +73,8 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
         "flops": counts.nonzero_flops, "train_steps": result.steps - setup.start_step,
         "train_seconds": result.seconds,
     }
+    if setup.trains:
+        metrics["train_lr"] = train_spec.lr  # the base lr it trained at, whatever set it
     artifacts = dict(setup.artifacts)
     if spec.stage in ("dense", "imp") and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}

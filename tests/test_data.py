@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 import random
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakedata import write_cifar
 
 from study.data import (
     DATASETS,
@@ -150,21 +150,8 @@ def test_corrupt_idx_file_is_named(tmp_path):
         load_data("mnist", data_dir=tmp_path)
 
 
-def _write_cifar(root: Path, rng: np.random.Generator) -> list[tuple[np.ndarray, list[int]]]:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    batches = []
-    for name, n in [*((f"data_batch_{i}", 2) for i in range(1, 6)), ("test_batch", 3)]:
-        x = rng.integers(1, 256, (n, 3072), dtype=np.uint8)  # >= 1: padding is the only black
-        y = rng.integers(0, 10, n).tolist()
-        with (folder / name).open("wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"data": x, b"labels": y}, f, protocol=2)
-        batches.append((x, y))
-    return batches
-
-
 def test_cifar_batches_round_trip_and_augment(tmp_path):
-    batches = _write_cifar(tmp_path, np.random.default_rng(1))
+    batches = write_cifar(tmp_path, np.random.default_rng(1))
     with pytest.warns(UserWarning, match="standard is 50000 / 10000"):
         s = load_data("cifar10", data_dir=tmp_path, val_fraction=0.0, augment=True)
     raw_train = np.concatenate([x for x, _ in batches[:5]]).reshape(-1, 3, 32, 32)

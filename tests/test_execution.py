@@ -86,8 +86,8 @@ def test_compiled_forward_trains_to_the_same_weights():
 
 
 def test_execution_defaults_and_tags():
-    assert Execution() == Execution("cpu", channels_last=True, compile=False)
-    assert Execution().tags() == {"study.device": "cpu", "study.channels_last": "True",
+    assert Execution() == Execution("cpu", channels_last=False, compile=False)  # the safe path
+    assert Execution().tags() == {"study.device": "cpu", "study.channels_last": "False",
                                   "study.compile": "False"}
     assert bf16_supported("cpu")
 
