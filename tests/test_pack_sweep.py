@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+from test_faults import _runs, _space_file
 from typer.testing import CliRunner
 
 from study.cli import app
@@ -27,22 +26,9 @@ LONG = ("model={'name': 'mlp', 'hidden': [256, 256]}, "
         "prune={'rounds': 1}, arms=[], checkpoint_every=1000, seeds=[0, 1, 2]")
 
 
-def _space(folder: Path, name: str, body: str) -> Path:
-    path = folder / f"{name}.py"
-    path.write_text(f"from study.space import Space\nspace = Space(name={name!r}, {body})\n")
-    return path
-
-
-def _runs(uri: str, experiment: str):
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], "tags.`study.stage` != 'launch'",
-                              max_results=1000)
-
-
 @pytest.mark.timeout(600)
 def test_sweep_relaunch_packs_only_the_missing_trials(tmp_path, ray_local):
-    space = _space(tmp_path, "sweptpacks", ARMS)
+    space = _space_file(tmp_path, "sweptpacks", ARMS)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = CliRunner().invoke(app, ["run", str(space), "--select", "stage=imp",
                                      "--pack-size", "1", "--tracking-uri", uri])
@@ -79,7 +65,7 @@ def _kill_the_pack_worker(driver: subprocess.Popen) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_killed_pack_resumes_every_member_where_it_was(tmp_path):
-    space = _space(tmp_path, "longpack", LONG)
+    space = _space_file(tmp_path, "longpack", LONG)
     uri = f"sqlite:///{tmp_path / 'sweep.db'}"
     storage = tmp_path / "tune"
     env = {**os.environ, "STUDY_TUNE_STORAGE": str(storage), "PYTHONUNBUFFERED": "1"}
