@@ -27,6 +27,9 @@ ChannelsLastOpt = Annotated[bool | None, typer.Option(
     "space's channels_last, off: it can crash small conv nets on some CPUs).")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
+PackOpt = Annotated[int | None, typer.Option(
+    "--pack-size", min=1, help="Train up to K ready trials of one shape as one stacked model "
+    "(each still its own trial and run); 1: one at a time. Default: 16 on CPU, 64 on a GPU.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -49,6 +52,12 @@ def _execution(device: str, channels_last: bool | None, compile: bool, space=Non
     elif device != "cpu":
         raise fail(f"--device {device}: unknown; use cpu, cuda or cuda:N")
     return Execution(device, channels_last, compile)
+
+
+def _pack_size(pack_size: int | None, device: str) -> int:
+    from study.pack import default_pack_size
+
+    return pack_size if pack_size is not None else default_pack_size(device)
 
 
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
@@ -120,8 +129,8 @@ def run(space: SpaceArg,
         isolate: Annotated[bool, typer.Option(
             "--isolate/--no-isolate", help="Run trials in a watched child process, so a crash "
             "or hang is recorded and the run goes on (--no-isolate: in this process, for a "
-            "debugger).")] = True) -> None:
-    """Run every trial of SPACE here, one after the other (no Ray)."""
+            "debugger).")] = True, pack_size: PackOpt = None) -> None:
+    """Run every trial of SPACE here, one pack after the other (no Ray)."""
     from study.runner import run_sequential
 
     _execution(device, channels_last, compile)
@@ -129,7 +138,8 @@ def run(space: SpaceArg,
                                                device)
     execution = _execution(device, channels_last, compile, loaded)
     counts = run_sequential(loaded, source, trials, tracker, execution=execution,
-                            echo=typer.echo, isolate=isolate)
+                            echo=typer.echo, isolate=isolate,
+                            pack_size=_pack_size(pack_size, device))
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -149,7 +159,7 @@ def sweep(space: SpaceArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
           device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
-          compile: CompileOpt = False) -> None:
+          compile: CompileOpt = False, pack_size: PackOpt = None) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
     _execution(device, channels_last, compile)
@@ -167,7 +177,8 @@ def sweep(space: SpaceArg,
 
     try:
         counts = run_sweep(loaded, source, trials, tracker, address=address,
-                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo)
+                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo,
+                           pack_size=_pack_size(pack_size, device))
     except ConnectionError as err:
         raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
@@ -209,7 +220,8 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False)
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False,
+          pack_size=None)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 
@@ -251,7 +263,7 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
               "against the critical path.")] = None,
           part: Annotated[list[str] | None, typer.Option(
               "--part", help="Run only these: trainer, options, orchestration, inference, "
-              "efficiency.")]
+              "efficiency, packed.")]
           = None,
           threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
           docs: Annotated[bool, typer.Option(help="Also refresh the README's figure "
@@ -259,8 +271,9 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
           = False,
           profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
           = False,
-          device: Annotated[str, typer.Option(help="Where the options part trains: cuda for "
-                                              "the GPU check (the others measure the CPU).")]
+          device: Annotated[str, typer.Option(help="Where the options and packed parts train: "
+                                              "cuda for the GPU check (the others measure the "
+                                              "CPU).")]
           = "cpu") -> None:
     """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
     from study.bench import PARTS, BenchConfig, run_bench

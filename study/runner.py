@@ -1,10 +1,10 @@
 """`study run`: every trial of a space, one after the other, recorded as it finishes.
 
-The debugging path, and the reference the Ray sweep must agree with: the same `record_trial`
-runs and records each trial in both. Trials run in a supervised child process
-(`study.worker`), so one that crashes or hangs native code is recorded FAILED and the run goes
-on; `isolate=False` runs them in this process (for a debugger). A launch skips every id
-already done in the store.
+The debugging path, and the reference the Ray sweep must agree with: the same `record_pack`
+runs and records each pack of trials (`study.pack`) in both. Packs run in a supervised child
+process (`study.worker`), so one that crashes or hangs native code is recorded FAILED and the
+run goes on; `isolate=False` runs them in this process (for a debugger). A launch skips every
+id already done in the store.
 """
 
 from __future__ import annotations
@@ -16,42 +16,55 @@ from pathlib import Path
 import torch
 
 from study.execution import Execution
+from study.pack import next_pack, run_pack
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
 from study.space import Space
 from study.specs import TrialSpec
-from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady, run_name
+from study.tracking import Tracker, run_name
 from study.train import Checkpointer
-from study.trial import TrialRecord, run_trial
+from study.trial import TrialRecord
 
 BLOCKED_SHOWN = 20
 
 
-def execute(spec: TrialSpec, tracker: Tracker, execution: Execution | None = None,
-            checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
-    """Run one trial against the store's upstream artifacts; a failed parent means skipped."""
+def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
+                launch: str | None, checkpointer: Checkpointer | None = None,
+                extra_tags: dict[str, str] | None = None, stacked: bool = True,
+                upstream: Tracker | None = None) -> dict[str, TrialRecord | Exception]:
+    """Run one pack inside its members' live runs: what a `study run` worker and a sweep actor
+    both do. Each member's run is created RUNNING before the pack starts, its curves are
+    logged at each evaluation, then it ends FINISHED with its record, or FAILED with the error
+    (a bad or missing upstream artifact) that failed it alone: the next launch redoes it.
+    {id: record or error}. `upstream`: where parents' artifacts are read (default `tracker`)."""
+    tags = {**execution.tags(), **(extra_tags or {})}
+    runs = {s.id: tracker.start(s, parent=launch, tags=tags) for s in specs}
     try:
-        return run_trial(spec, tracker.load, execution, checkpointer, on_eval)
-    except UpstreamFailed as err:
-        return TrialRecord("skipped", {}, [], tags={"study.skip_reason": str(err)[:500]})
+        outcomes = run_pack(specs, (upstream or tracker).load, execution, checkpointer,
+                            on_eval=lambda spec: runs[spec.id].log_eval, stacked=stacked)
+    except BaseException as err:
+        for run in runs.values():
+            run.fail(f"{type(err).__name__}: {err}")
+        raise
+    for spec in specs:
+        outcome = outcomes[spec.id]
+        if isinstance(outcome, Exception):
+            runs[spec.id].fail(f"{type(outcome).__name__}: {outcome}")
+        else:
+            runs[spec.id].finish(outcome)
+    return outcomes
 
 
 def record_trial(spec: TrialSpec, tracker: Tracker, execution: Execution, launch: str | None,
                  checkpointer: Checkpointer | None = None,
                  extra_tags: dict[str, str] | None = None,
                  upstream: Tracker | None = None) -> TrialRecord:
-    """Run one trial inside its live run: what a `study run` worker and a sweep actor both do.
-    The run is created RUNNING before the trial starts, its curves are logged at each
-    evaluation, then it ends FINISHED with the record, or FAILED with the reason (and the error
-    raised). `upstream`: where parents' artifacts are read (default `tracker`)."""
-    run = tracker.start(spec, parent=launch, tags={**execution.tags(), **(extra_tags or {})})
-    try:
-        record = execute(spec, upstream or tracker, execution, checkpointer, run.log_eval)
-    except BaseException as err:
-        run.fail(f"{type(err).__name__}: {err}")
-        raise
-    run.finish(record)
-    return record
+    """One trial alone, as a plain module (a pack of one); its error, if it failed, raised."""
+    outcome = record_pack([spec], tracker, execution, launch, checkpointer, extra_tags,
+                          stacked=False, upstream=upstream)[spec.id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
@@ -91,9 +104,11 @@ class _InProcess:
     def __init__(self, tracker: Tracker, execution: Execution) -> None:
         self.tracker, self.execution = tracker, execution
 
-    def run(self, spec: TrialSpec, launch: str) -> tuple[str, dict[str, float]]:
-        record = record_trial(spec, self.tracker, self.execution, launch)
-        return record.outcome, record.metrics
+    def run(self, specs: list[TrialSpec], launch: str,
+            stacked: bool) -> dict[str, tuple[str, dict[str, float]] | Exception]:
+        outcomes = record_pack(specs, self.tracker, self.execution, launch, stacked=stacked)
+        return {i: r if isinstance(r, Exception) else (r.outcome, r.metrics)
+                for i, r in outcomes.items()}
 
     def close(self) -> None:
         pass
@@ -102,9 +117,10 @@ class _InProcess:
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    execution: Execution | None = None,
                    echo: Callable[[str], object] | None = print,
-                   isolate: bool = True) -> dict[str, int]:
-    """Run the trials not yet done, upstream first; returns counts per outcome. `echo`: where
-    progress goes (a live line instead on a terminal); None: nowhere."""
+                   isolate: bool = True, pack_size: int = 1) -> dict[str, int]:
+    """Run the trials not yet done, upstream first, in packs of up to `pack_size` ready trials
+    (`study.pack`; 1: each trial alone, as a plain module); returns counts per outcome.
+    `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
     from study.worker import TrialWorker, WorkerDied
 
     execution = execution or Execution()
@@ -113,10 +129,12 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     closed = tracker.close_dangling()
     if closed:
         line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
-    done = tracker.done()
-    todo = [t for t in trials if t.id not in done]
-    line.say(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "run"))
+    done = set(tracker.done())
+    pending = [t for t in trials if t.id not in done]
+    line.say(f"{len(trials)} trials, {len(trials) - len(pending)} already done, "
+             f"{len(pending)} to run")
+    launch = tracker.start_launch(space.name, source,
+                                  launch_params(space, trials, pending, "run"))
     counts: dict[str, int] = {}
     failed: set[str] = set()
     blocked: list[TrialSpec] = []
@@ -124,30 +142,44 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     worker = (TrialWorker(space.name, tracker.uri, execution, threads_for(space),
                           Path(faults.name), space.stall_seconds)
               if isolate else _InProcess(tracker, execution))
-    line.begin({t.id: budget(t) for t in todo})
+    line.begin({t.id: budget(t) for t in pending})
     try:
-        for spec in todo:
-            if any(p.id in failed for p in spec.parents()):
-                failed.add(spec.id)
-                blocked.append(spec)
+        while pending:
+            cut = [s for s in pending if any(p.id in failed for p in s.parents())]
+            failed |= {s.id for s in cut}
+            blocked += cut
+            for spec in cut:
                 line.finished(spec.id, f"{run_name(spec)} blocked: a parent failed")
-                continue
-            line.started(spec.id)
+            pending = [s for s in pending if s.id not in failed]
+            # nothing ready (a parent is missing): the next trial runs and fails as it would alone
+            group = next_pack(pending, done, pack_size) or pending[:1]
+            if not group:
+                break
+            pending = [s for s in pending if s not in group]
+            for spec in group:
+                line.started(spec.id)
             try:
-                outcome, metrics = worker.run(spec, launch)
-            except (ArtifactError, UpstreamNotReady) as err:
-                outcome, metrics = "failed", {}
-                line.finished(spec.id, f"{run_name(spec)} failed: {err}", failed=True)
-            except WorkerDied as err:
-                outcome, metrics = "failed", {}
-                tracker.fail(spec, str(err), parent=launch, extra_tags=execution.tags())
-                line.finished(spec.id, f"FAILED {describe(spec)}: {err}", failed=True)
-            if outcome == "failed":
-                failed.add(spec.id)
-            else:
-                line.finished(spec.id, outcome_text(spec, outcome,
-                                                    metrics.get("final_test_acc")))
-            counts[outcome] = counts.get(outcome, 0) + 1
+                outcomes = worker.run(group, launch, pack_size > 1)
+            except WorkerDied as err:  # the pack's process died: each unrecorded member failed
+                outcomes = {s.id: err for s in group}
+                for spec in group:
+                    if not tracker.is_done(spec.id):
+                        tracker.fail(spec, str(err), parent=launch, extra_tags=execution.tags())
+            pack = f" (pack of {len(group)})" if len(group) > 1 else ""
+            for spec in group:
+                reply = outcomes[spec.id]
+                if isinstance(reply, Exception):
+                    outcome = "failed"
+                    failed.add(spec.id)
+                    text = (f"FAILED {describe(spec)}: {reply}" if isinstance(reply, WorkerDied)
+                            else f"{run_name(spec)} failed: {reply}")
+                    line.finished(spec.id, text, failed=True)
+                else:
+                    outcome, metrics = reply
+                    done.add(spec.id)
+                    line.finished(spec.id, outcome_text(spec, outcome,
+                                                        metrics.get("final_test_acc")) + pack)
+                counts[outcome] = counts.get(outcome, 0) + 1
     except BaseException:
         tracker.end_launch(launch, failed=True)
         raise
