@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from study import interpolate
 from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, shrink
@@ -29,6 +30,7 @@ class Setup:
     train: TrainSpec | None = None  # None: the dense run's TrainSpec
     lr: float | None = None
     trains: bool = True
+    keep_final: bool = False  # record the trained weights (final.pt) for a later trial
     artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -144,8 +146,39 @@ def weight_agnostic(ctx: TrialContext) -> Setup:
     return setup
 
 
+def stability(ctx: TrialContext) -> Setup:
+    """One copy of Frankle et al.'s instability analysis: θk (the dense net's at round 0, else
+    the round's subnetwork on its mask) trained from step k to the dense budget under the
+    trial's own noise seed; its final weights are kept for the interpolation."""
+    if ctx.spec.round == 0:
+        setup = Setup(ctx.big(ctx.rewind), None, ctx.total_steps)
+    else:
+        setup = _on_mask(ctx, ctx.rewind, ctx.mask)
+    setup.start_step = ctx.spec.prune.rewind_step
+    setup.keep_final = True
+    return setup
+
+
+def interpolation(ctx: TrialContext) -> Setup:
+    """The error on the line between the two copies' final weights (`study.interpolate`),
+    as flat metrics; the net left for the run's own evaluation is the midpoint."""
+    copy_a, copy_b = ctx.spec.parents()
+    a, b = ctx.fetch(copy_a, "final.pt"), ctx.fetch(copy_b, "final.pt")
+    mask = None
+    if ctx.spec.round > 0:  # the round's mask, from the copies' own IMP parent
+        mask = ctx.fetch(next(p for p in copy_a.parents() if p.stage == "imp"), "mask.pt")
+    model = ctx.small(mask, a) if ctx.structured and mask is not None else ctx.big(a)
+    train = ctx.spec.dense.train
+    metrics, midpoint = interpolate.path(model, a, b, ctx.data, train.batch_size,
+                                         train.precision, seed=ctx.spec.dense.seed)
+    model.load_state_dict(midpoint)
+    masks = None if ctx.structured else mask
+    return Setup(model, masks, ctx.total_steps, trains=False, metrics=metrics)
+
+
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
     "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
     "small_dense": small_dense, "supermask": supermask, "weight_agnostic": weight_agnostic,
+    "stability": stability, "interpolation": interpolation,
 }

@@ -17,13 +17,13 @@ CALIBRATION_STEPS = 30
 def budget(spec: TrialSpec) -> int:
     """Training steps a trial will take (Scratch-B at its cap: an upper bound)."""
     total = spec.dense.total_steps()
-    if spec.arm in ("supermask", "weight_agnostic"):  # evaluated, never trained
+    if spec.arm in ("supermask", "weight_agnostic", "interpolation"):  # evaluated, not trained
         return 0
     if spec.arm == "finetune":
         return round(total * spec.options.finetune_fraction)
     if spec.arm == "scratch_b":
         return round(total * spec.options.scratch_b_cap)
-    if spec.arm in ("lottery", "sign_constant", "random_prune"):
+    if spec.arm in ("lottery", "sign_constant", "random_prune", "stability"):
         return total - spec.prune.rewind_step
     return total
 

@@ -38,7 +38,7 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
     if spec.options.weight_decay is not None:
         train_spec = train_spec.model_copy(update={"weight_decay": spec.options.weight_decay})
     if setup.trains:
-        result = train(model, ctx.data, train_spec, seed=spec.dense.seed,
+        result = train(model, ctx.data, train_spec, seed=spec.data_seed,
                        total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
                        masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval,
                        execution=execution)
@@ -54,7 +54,7 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
         "train_seconds": result.seconds,
     }
     artifacts = dict(setup.artifacts)
-    if spec.stage in ("dense", "imp") and result.outcome == "finished":
+    if (spec.stage in ("dense", "imp") or setup.keep_final) and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TrialRecord(result.outcome, metrics, result.curves, artifacts,
                        _tags(result, execution))
