@@ -5,11 +5,13 @@
   artifacts, terminate), so a killed driver leaves at most a run in RUNNING, which the next
   launch closes as KILLED and redoes; a finished id is never written twice.
 - Tags `study.*` (strings): id, stage, arm, granularity, scope, criterion, schedule, round, seed,
-  ticket, dense_id, model, width, dataset, lr, warmup, rewind_step, outcome, space, version.
+  ticket, dense_id, model, width, dataset, lr, warmup, rewind_step, noise_seed, outcome, space,
+  version.
 - Metrics: curves `train_loss`, `val_loss`, `val_acc`, `test_acc` per eval step; summaries
   `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`, `early_stop_step`, `sparsity`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_seconds` (+ `match_error` for small_dense).
+  `train_seconds` (+ `match_error` for small_dense; `barrier_test`, `barrier_val` and the
+  path `path_{test,val}_{error,loss}_NN` for interpolation).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `study.sha256.<file>` that every reader verifies.
 """
@@ -94,6 +96,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.scope": p.scope if p else "none", "study.criterion": p.criterion if p else "none",
         "study.schedule": p.schedule if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
+        "study.noise_seed": str(spec.data_seed),
         "study.version": __version__,
     }
 
