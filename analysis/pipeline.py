@@ -14,19 +14,32 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from analysis import figures, regime, rethinking, scaling, stability, summary
+from analysis import (
+    best_lr,
+    effect_map,
+    figures,
+    power,
+    regime,
+    rethinking,
+    scaling,
+    stability,
+    summary,
+)
 from analysis.load import load_curves, load_runs, resolve_uri
 from analysis.matching import unmatched
-from analysis.report import Section, table_section, text_section, write
+from analysis.report import Section, paragraph_section, table_section, text_section, write
 from analysis.stats import all_comparisons
 from analysis.style import save, theme
+from analysis.verdict import paragraph
 
 FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "2_early_stop_vs_remaining": "early-stop step vs weights remaining",
            "3_rethinking": "Rethinking comparison", "4_regime_map": "regime map",
            "5_scaling": "scaling figure", "6_training_curves": "training curves",
-           "8_barrier_vs_k": "error barrier vs rewind step",
-           "9_barrier_vs_gap": "error barrier vs lottery − reinit gap"}
+           "8_effect_map": "lottery-effect map", "9_effect_vs_weights":
+           "lottery effect at equal nonzero weights",
+           "10_barrier_vs_k": "error barrier vs rewind step",
+           "11_barrier_vs_gap": "error barrier vs lottery − reinit gap"}
 
 
 @dataclass
@@ -62,13 +75,14 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     book = Book(Path(out) if out is not None else Path("out") / experiment)
     book.out.mkdir(parents=True, exist_ok=True)
     theme()
-    verdicts = all_comparisons(frame, metric)
+    verdicts = power.with_power(all_comparisons(frame, metric))
     lost = unmatched(frame, unusable)
     book.sections.append(text_section("Provenance", summary.provenance(
         experiment, uri, frame, unusable, lost, launches, metric)))
     _statistics(book, verdicts)
-    fig5 = _tables(book, frame, unusable, lost, metric)
-    _figures(book, frame, verdicts, fig5, uri, metric, echo)
+    scale = _scale(book, frame, verdicts, metric)
+    _tables(book, frame, unusable, lost, metric)
+    _figures(book, frame, verdicts, scale, uri, metric, echo)
     _criteria(book, frame, metric)
     _stability(book, frame, lines, metric, echo)
     book.written += book.figures + write(book.out, f"Study report: {experiment}",
@@ -91,30 +105,67 @@ def _statistics(book: Book, verdicts: pd.DataFrame) -> None:
     book.sections.append(text_section("In words", summary.sentences(verdicts)))
 
 
+def _scale(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str) -> dict:
+    """The analysis of scale: the verdict paragraph (first in the report), the pooled and
+    best-lr tests, the scaling laws and the crossing; returns what the figures draw."""
+    cells = effect_map.cells(verdicts, frame) if len(verdicts) else pd.DataFrame()
+    pooled = power.pooled(frame, metric=metric) if len(frame) else pd.DataFrame()
+    if len(pooled):
+        book.table("Lottery − reinit pooled over rounds (one test per width, lr and "
+                   "granularity; gaps in pp at the geometric-mean density)",
+                   summary.pooled_table(pooled), "pooled", pooled, summary.POOLED_NOTE)
+    best = best_lr.best_vs_best(frame, metric=metric) if len(frame) else "no runs"
+    if isinstance(best, str):
+        book.skipped.append(f"best-lr comparison skipped: {best}")
+    else:
+        book.table("Each arm at its own learning rate (chosen on validation accuracy) vs the "
+                   "fixed-lr comparison", best_lr.beside_fixed(best, verdicts), "best_lr", best,
+                   f"Each arm's lr is the one with the highest mean {best_lr.VALIDATION} over "
+                   "seeds per cell; test accuracy is read only at the chosen lr.")
+    fits, small, cross = (scaling.law_fits(frame, metric), scaling.dense_fits(frame, metric),
+                          scaling.crossings(frame, metric)) if len(frame) else (
+        pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    for table, heading, name in (
+            (fits, "Scaling law per arm (Rosenfeld et al. 2021, joint in width and density)",
+             "scaling_laws"),
+            (small, "Train-small laws (err = a·N^-b + c)", "train_small_laws"),
+            (cross, "Prune big vs train small at equal nonzero weights (crossing N*, 95% "
+             "bootstrap over seeds)", "crossing")):
+        if len(table):
+            book.table(heading, summary.law_table(table), name, table)
+    if not len(fits) and len(frame):
+        book.skipped.append("scaling laws skipped: " + (
+            "only one width" if frame.width.nunique() < 2 else
+            "no arm has enough (width, round) cells at 2+ widths"))
+    elif len(fits) and not len(cross):
+        book.skipped.append("prune-big vs train-small crossing skipped: it needs lottery at 2+ "
+                            f"widths and {scaling.TRAIN_SMALL} at 4+ sizes in one panel")
+    if len(cells):
+        book.sections.insert(0, paragraph_section("Answer", paragraph(
+            cells, pooled, best, cross, verdicts[verdicts.comparison == effect_map.COMPARISON])))
+    return {"cells": cells, "fits": fits, "small": small, "cross": cross}
+
+
 def _tables(book: Book, frame: pd.DataFrame, unusable: pd.DataFrame, lost: pd.DataFrame,
-            metric: str):
-    """The Rethinking table, the scaling fits, the runs left out; returns figure 5 (or why
-    not), which comes with its fits."""
+            metric: str) -> None:
+    """The Rethinking table and the runs left out."""
     numbers = rethinking.table(frame, metric)
     if len(numbers):
         book.table("Rethinking: unpruned vs fine-tuned vs Scratch-E vs Scratch-B (test "
                    "accuracy %, mean ± sd over seeds)", rethinking.display(numbers),
                    "rethinking", numbers)
-    fig5, fits = scaling.scaling(frame, metric) if len(frame) else ("no runs", pd.DataFrame())
-    if len(fits):
-        book.table("Scaling fits (error rate = a · N^-b per family)", fits, "scaling_fits")
     if len(unusable):
         book.table("Runs not analysed", summary.unusable_table(unusable), "runs_not_analysed")
     else:
         book.sections.append(Section("Runs not analysed", "None.", "<p>None.</p>"))
     if len(lost):
         book.table("Unmatched runs (left out of the paired tests)", lost, "unmatched_runs")
-    return fig5
 
 
-def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, fig5, uri: str,
+def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, scale: dict, uri: str,
              metric: str, echo: Callable[[str], object]) -> None:
-    """Figures 1-6 as PNG + PDF; one line in the report for each that lacks its data."""
+    """Figures 1-6, 8 and 9 as PNG + PDF; one line in the report for each that lacks its
+    data."""
     if frame.empty:
         book.skipped.append("every figure skipped: no trial run finished")
         return
@@ -126,8 +177,11 @@ def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, fig5, uri:
                       lambda p=part: figures.early_stop_vs_remaining(p))]
     builders += [("3_rethinking", lambda: rethinking.figure(frame, metric)),
                  ("4_regime_map", lambda: regime.regime_map(verdicts)),
-                 ("5_scaling", lambda: fig5),
-                 ("6_training_curves", lambda: _curves(frame, uri))]
+                 ("5_scaling", lambda: scaling.figure(frame, scale["fits"], scale["small"],
+                                                      scale["cross"], metric)),
+                 ("6_training_curves", lambda: _curves(frame, uri)),
+                 ("8_effect_map", lambda: effect_map.effect_map(scale["cells"])),
+                 ("9_effect_vs_weights", lambda: effect_map.effect_vs_weights(scale["cells"]))]
     for name, build in builders:
         result = build()
         if isinstance(result, str):
@@ -160,8 +214,8 @@ def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
 
 def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str,
                echo: Callable[[str], object]) -> None:
-    """A study with interpolation runs: the barrier vs k (figure 8, table), the barrier beside
-    the lottery − reinit gap (figure 9, table) and whether stability predicts the effect."""
+    """A study with interpolation runs: the barrier vs k (figure 10, table), the barrier beside
+    the lottery − reinit gap (figure 11, table) and whether stability predicts the effect."""
     if lines.empty:
         return
     summary_k = stability.barrier_vs_k(stability.barriers(lines))
@@ -178,8 +232,8 @@ def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str
     else:
         book.skipped.append("stability vs lottery effect skipped: no IMP round has both an "
                             "interpolation and a lottery − reinit comparison")
-    for name, result in (("8_barrier_vs_k", stability.figure_vs_k(summary_k)),
-                         ("9_barrier_vs_gap", stability.scatter(joined, corr))):
+    for name, result in (("10_barrier_vs_k", stability.figure_vs_k(summary_k)),
+                         ("11_barrier_vs_gap", stability.scatter(joined, corr))):
         if isinstance(result, str):
             book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
             echo(book.skipped[-1])

@@ -51,6 +51,11 @@ def text_section(heading: str, lines: list[str], bullets: bool = True) -> Sectio
     return Section(heading, md, f"<ul>{items}</ul>")
 
 
+def paragraph_section(heading: str, text: str) -> Section:
+    """A section holding one paragraph of prose."""
+    return Section(heading, text, f"<p>{html.escape(text)}</p>")
+
+
 def write(out: Path, title: str, sections: list[Section], figures: list[Path],
           skipped: list[str]) -> list[Path]:
     """report.md and report.html; returns their paths."""

@@ -85,13 +85,19 @@ def compare(frame: pd.DataFrame, a: str, b: str, metric: str = "final_test_acc")
             row["t_low"], row["t_high"], row["p"] = t_interval(diffs)
             row["boot_low"], row["boot_high"] = bootstrap_interval(diffs)
         rows.append(row)
-    table = pd.DataFrame(rows)
-    tested = table["n"] >= MIN_SEEDS
+    return decide(pd.DataFrame(rows), a, b)[COLUMNS]
+
+
+def decide(table: pd.DataFrame, a: str, b: str, count: str = "n") -> pd.DataFrame:
+    """`p_holm` (Holm over the rows with at least MIN_SEEDS in `count`) and `verdict` of A - B
+    for a table of tests with columns `p`, `mean` and `count`."""
+    tested = table[count] >= MIN_SEEDS
     table["p_holm"] = np.nan
     if tested.any():
         table.loc[tested, "p_holm"] = holm(table.loc[tested, "p"].to_numpy())
-    table["verdict"] = [verdict(r.n, r.p_holm, r.mean, a, b) for r in table.itertuples()]
-    return table[COLUMNS]
+    table["verdict"] = [verdict(n, q, m, a, b) for n, q, m in
+                        zip(table[count], table.p_holm, table["mean"])]
+    return table
 
 
 def verdict(n: int, p_holm: float, mean: float, a: str, b: str) -> str:

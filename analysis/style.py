@@ -15,7 +15,7 @@ import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
 ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
-        "small_dense", "supermask", "weight_agnostic"]
+        "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
 """Plot order of the arms."""
 PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
                  "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
@@ -26,9 +26,11 @@ the dense reference grey."""
 LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
           "reinit": "reinit (Scratch-E)", "scratch_b": "Scratch-B", "finetune": "fine-tuned",
           "sign_constant": "sign constant", "random_prune": "random prune",
-          "small_dense": "small dense", "supermask": "supermask (untrained)",
+          "small_dense": "small dense", "small_dense_b": "small dense (Scratch-B budget)",
+          "supermask": "supermask (untrained)",
           "weight_agnostic": "weight agnostic"}
 COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
+COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its budget's shade
 ORDER = {"granularity": ["unstructured", "structured"]}
 """Facet order where alphabetical is wrong: the LTH's unstructured case first."""
 UNTRAINED = {"supermask", "weight_agnostic"}
@@ -144,3 +146,11 @@ def legend_above(fig: plt.Figure, axes) -> None:
     if seen:
         fig.legend(list(seen.values()), list(seen), loc="lower center", frameon=False,
                    ncol=min(4, len(seen)), bbox_to_anchor=(0.5, 1.0))
+
+
+def count_label(value: float, _position=None) -> str:
+    """1k, 20k, 1.5M: short tick labels for weight counts."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{unit}"
+    return f"{value:g}"

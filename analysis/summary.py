@@ -11,14 +11,16 @@ import pandas as pd
 from analysis.stats import CONDITION, MIN_SEEDS
 from analysis.style import describe, varying
 
-PP = ["mean_a", "mean_b", "mean", "t_low", "t_high", "boot_low", "boot_high"]
+PP = ["mean_a", "mean_b", "mean", "t_low", "t_high", "boot_low", "boot_high", "sd",
+      "detectable", "detectable_holm"]
 CONTEXT = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "rewind_step"]
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> pd.DataFrame:
     """Every column, accuracies in percent and differences in percentage points (the CSV)."""
     table = verdicts.copy()
-    table[PP] = table[PP] * 100
+    pp = [c for c in PP if c in table]
+    table[pp] = table[pp] * 100
     return table.rename(columns={"mean": "diff_pp", "mean_a": "a_pct", "mean_b": "b_pct"})
 
 
@@ -36,8 +38,13 @@ def verdict_table(verdicts: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     rows["95% t interval"] = _interval(verdicts.t_low, verdicts.t_high)
     rows["95% bootstrap"] = _interval(verdicts.boot_low, verdicts.boot_high)
     rows["p"], rows["Holm p"], rows["verdict"] = verdicts.p, verdicts.p_holm, verdicts.verdict
+    if "detectable" in verdicts:
+        rows["detectable pp (80%)"] = verdicts.detectable * 100
     note = "Same for every row: " + describe(fixed) + "." if fixed else ""
-    return rows, note
+    if "detectable" in verdicts:
+        note += (" detectable pp (80%): the smallest gap the paired t test at α = 0.05 finds "
+                 "with 80% power, given these seeds and the spread of their differences.")
+    return rows, note.strip()
 
 
 def _interval(low: pd.Series, high: pd.Series) -> list[str]:
@@ -129,3 +136,44 @@ def unusable_table(unusable: pd.DataFrame) -> pd.DataFrame:
     cols = ["run_id", "id", "stage", "arm", "lr", "granularity", "round", "seed", "reason",
             "diverged_step", "skip_reason", "note"]
     return unusable[[c for c in cols if c in unusable]].fillna("")
+
+
+POOLED_NOTE = ("gap = lottery − reinit at the geometric-mean density, a random seed intercept "
+               "(exact t test on the seeds' intercepts, S − 1 df); per halving = the gap's "
+               "change each time the weights remaining halve (within-seed slope on "
+               "ln remaining); Holm over the rows.")
+
+
+def pooled_table(pooled: pd.DataFrame) -> pd.DataFrame:
+    """`power.pooled` for display: gaps and slopes in pp."""
+    keep = [c for c in varying(pooled, CONDITION) if c != "round"]
+    rows = pooled[[c for c in ["width", "lr", "granularity", *keep] if c in pooled]].copy()
+    rows = rows.loc[:, ~rows.columns.duplicated()]
+    rows["seeds"], rows["rounds"] = pooled.seeds, pooled.rounds
+    rows["gap pp"] = pooled["mean"] * 100
+    rows["95% t interval"] = _interval(pooled.low, pooled.high)
+    rows["Holm p"], rows["verdict"] = pooled.p_holm, pooled.verdict
+    rows["per halving pp"] = pooled.per_halving * 100
+    rows["slope p"] = pooled.slope_p
+    rows["detectable pp (80%)"] = pooled.detectable * 100
+    return rows
+
+
+LAW_NAMES = {"eps_up": "ε↑", "p": "p", "gamma": "γ", "psi": "ψ", "mu": "μ %", "sigma": "σ %",
+             "extrapolation_mean_abs": "extrapolation mean abs δ %",
+             "extrapolation_max_abs": "extrapolation max abs δ %", "held_out_width":
+             "held-out width", "crossing": "N*", "ci_low": "N* low", "ci_high": "N* high",
+             "resamples_crossing": "resamples crossing", "ahead_above": "ahead above N*",
+             "n_low": "N from", "n_high": "N to", "n_min": "N from", "n_max": "N to"}
+PERCENT = ("mu", "sigma", "extrapolation_mean_abs", "extrapolation_max_abs")
+
+
+def law_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A law or crossing table for display: relative deviations in %, the constant columns
+    that never vary dropped, readable names."""
+    shown = table[[c for c in table if c not in CONTEXT or c in varying(table, CONTEXT)
+                   or c == "width"]].copy()
+    for c in PERCENT:
+        if c in shown:
+            shown[c] = shown[c] * 100
+    return shown.rename(columns=LAW_NAMES)

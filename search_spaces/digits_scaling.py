@@ -32,8 +32,8 @@ space = Space(
         ],
     },
     prune={"rounds": 3},
-    # Rethinking fine-tunes at the schedule's last lr; a constant-lr Adam run ends at 1.2e-3 (the
-    # default, 1% of the dense lr, is SGD's 0.1 -> 1e-3 and would barely move Adam).
+    # Rethinking fine-tunes at the schedule's last lr: a constant-lr Adam run ends at 1.2e-3,
+    # which is also the default (`TrainSpec.final_lr`); kept explicit so the trial ids stay.
     options={"finetune_lr": 1.2e-3},
     arms=["finetune", "reinit", "scratch_b", "small_dense"],
     seeds=[0, 1, 2],

@@ -29,7 +29,8 @@ Arm: reinit (same mask, fresh init) against lottery, the comparison that defines
 from study.space import Space
 
 # The library has no "leave this layer unpruned"; a vanishing output rate prunes round(1e-9 x n)
-# = 0 of its weights, and keeps the layer out of the global threshold (it ranks conv weights only).
+# = 0 of its weights (an output_rate is its own pool, so the global threshold ranks conv weights
+# only).
 UNPRUNED_OUTPUT = 1e-9
 
 space = Space(

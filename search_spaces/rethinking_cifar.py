@@ -16,10 +16,14 @@ Arms on each pruned architecture: finetune (the trained weights, 40 epochs at lr
 (= Scratch-E: same epochs as the dense net) and scratch_b (Scratch-B: epochs x FLOPs ratio,
 at most 2x); lottery runs as always (θ0 on the pruned architecture: their Section 6 re-test).
 
+Fine-tuning starts from the trained dense net (one-shot), at 1e-3, the dense schedule's final
+lr; Network Slimming's BN-L1 penalty trains the dense net only, as `-sr` does in their code.
+
 Deviations: Li et al. and Liu et al. prune hand-picked layers at hand-picked rates (VGG-16-A,
-ResNet-56-A/B); here every prunable layer loses the same fraction. 2% of the training images
-(1,000) are held out for validation (the paper trains on all 50K), because the trial summary
-needs a validation split to report its metrics.
+ResNet-56-A/B); here every prunable layer loses the same fraction. The ResNet is open_lth's
+(1x1 projection shortcuts and its init), not the Rethinking code's zero-padded shortcuts. 2% of
+the training images (1,000) are held out for validation (the paper trains on all 50K),
+because the trial summary needs a validation split to report its metrics.
 Method and its dense-training penalty change together (train.bn_l1 with prune.criterion), so
 they are `linked` points. Needs CIFAR-10's python batches in $STUDY_DATA_DIR.
 """

@@ -15,10 +15,14 @@ import torch
 from study import interpolate
 from study.context import TrialContext
 from study.models import PrunableNet, count
-from study.pruning import Masks, agnostic, random_like, shrink
-from study.specs import TrainSpec
+from study.pruning import Masks, agnostic, random_like, restrict, shrink
+from study.specs import UNTRAINED, TrainSpec, TrialSpec
 
 FRESH = 10_000_019  # offset of the seed of every fresh ("random reinit") initialisation
+REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
+"""Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
+FLOPS_MATCHED = ("scratch_b", "small_dense_b")
+"""Arms whose budget is Scratch-B's: dense steps x FLOPs(dense)/FLOPs(this net), capped."""
 
 
 @dataclass
@@ -27,34 +31,75 @@ class Setup:
     masks: Masks | None
     total_steps: int
     start_step: int = 0
-    train: TrainSpec | None = None  # None: the dense run's TrainSpec
-    lr: float | None = None
+    train: TrainSpec | None = None  # None: the trial's own (`TrialContext.train`)
     trains: bool = True
     keep_final: bool = False  # record the trained weights (final.pt) for a later trial
     artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def budget_ratio(spec: TrialSpec, flops_ratio: float | None = None) -> float:
+    """Scratch-B's budget multiplier: FLOPs(dense)/FLOPs(trained net), at most
+    `options.scratch_b_cap` (Liu et al.: 2x); None (not yet counted): the cap."""
+    cap = spec.options.scratch_b_cap
+    return cap if flops_ratio is None else min(cap, flops_ratio)
+
+
+def steps(spec: TrialSpec, flops_ratio: float | None = None) -> tuple[int, int]:
+    """(schedule length, first step) of a trial's training: the one budget rule, read by every
+    arm and by the sweep's plan, which trains the difference.
+
+    Dense-length arms span the dense run's T steps; the rewound ones (lottery, sign_constant,
+    random_prune, stability) resume at the rewind step k. finetune: `finetune_fraction` x T (Rethinking:
+    40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`. Untrained arms: none.
+    """
+    total = spec.dense.total_steps()
+    if spec.arm in UNTRAINED:
+        return 0, 0
+    if spec.arm == "finetune":
+        return max(1, round(total * spec.options.finetune_fraction)), 0
+    if spec.arm in FLOPS_MATCHED:
+        return round(total * budget_ratio(spec, flops_ratio)), 0
+    if spec.arm in REWOUND:
+        return total, spec.prune.rewind_step
+    return total, 0
+
+
+def _setup(ctx: TrialContext, model: PrunableNet, masks: Masks | None, **fields) -> Setup:
+    total, start = steps(ctx.spec)
+    return Setup(model, masks, total, start, **fields)
+
+
 def _on_mask(ctx: TrialContext, state: dict[str, torch.Tensor], mask: Masks) -> Setup:
     """`state` (big-net weights) on the round's mask: masked, or shrunk if structured."""
     model = ctx.big(state)
     if ctx.structured:
-        return Setup(shrink(model, mask), None, ctx.total_steps)
-    return Setup(model, mask, ctx.total_steps)
+        return _setup(ctx, shrink(model, mask), None)
+    return _setup(ctx, model, mask)
 
 
 def _fresh(ctx: TrialContext) -> Setup:
     """A fresh random init of the pruned architecture (structured: the small net's own init)."""
     seed = ctx.spec.dense.seed + FRESH
     if ctx.structured:
-        return Setup(ctx.rebuild_small(ctx.mask, seed), None, ctx.total_steps)
-    return Setup(ctx.fresh_big(seed), ctx.mask, ctx.total_steps)
+        return _setup(ctx, ctx.rebuild_small(ctx.mask, seed), None)
+    return _setup(ctx, ctx.fresh_big(seed), ctx.mask)
+
+
+def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
+    """Scratch-B's budget for `setup`'s net, its FLOPs counted *after* pruning (the Rethinking
+    code took the ratio before loading the pruned weights: its Scratch-B = Scratch-E)."""
+    ratio = budget_ratio(ctx.spec, ctx.dense_counts.flops
+                         / count(setup.model, setup.masks).nonzero_flops)
+    setup.total_steps, _ = steps(ctx.spec, ratio)
+    setup.metrics["budget_ratio"] = ratio
+    return setup
 
 
 def dense(ctx: TrialContext) -> Setup:
     model = ctx.theta0_model()
-    return Setup(model, None, ctx.total_steps,
-                 artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
+    return _setup(ctx, model, None,
+                  artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
 
 
 def lottery(ctx: TrialContext) -> Setup:
@@ -66,7 +111,6 @@ def lottery(ctx: TrialContext) -> Setup:
     else:
         mask, artifacts = ctx.mask, {}
     setup = _on_mask(ctx, ctx.rewind, mask)
-    setup.start_step = ctx.spec.prune.rewind_step
     setup.artifacts = artifacts
     return setup
 
@@ -76,23 +120,29 @@ def reinit(ctx: TrialContext) -> Setup:
 
 
 def scratch_b(ctx: TrialContext) -> Setup:
-    """Scratch-B: the budget scales by FLOPs(dense)/FLOPs(pruned), counted *after* pruning
-    (the Rethinking code took the ratio before loading the pruned weights: Scratch-B = E)."""
-    setup = _fresh(ctx)
-    pruned = count(setup.model, setup.masks).nonzero_flops
-    ratio = min(ctx.spec.options.scratch_b_cap, ctx.dense_counts.flops / pruned)
-    setup.total_steps = round(ctx.total_steps * ratio)
-    setup.metrics["budget_ratio"] = ratio
-    return setup
+    """Scratch-B (Liu et al. 2019): the pruned architecture from a fresh init, trained for the
+    dense budget x FLOPs(dense)/FLOPs(pruned), capped."""
+    return _flops_matched(ctx, _fresh(ctx))
 
 
 def finetune(ctx: TrialContext) -> Setup:
-    """Rethinking's fine-tuning: the trained dense weights, pruned, trained briefly at small lr."""
-    setup = _on_mask(ctx, ctx.fetch_dense("final.pt"), ctx.mask)
-    opts, train = ctx.spec.options, ctx.spec.dense.train
-    setup.total_steps = max(1, round(ctx.total_steps * opts.finetune_fraction))
-    setup.lr = opts.finetune_lr or train.lr * 0.01
-    setup.train = train.model_copy(update={"schedule": "constant", "warmup_steps": 0})
+    """Rethinking's fine-tuning: a trained net, pruned, trained briefly at the schedule's end lr.
+
+    The net is the one the round's mask was computed from (`TrialContext.source`: round r-1's
+    trained IMP net, the dense θT at round 1 and in a one-shot chain), so finetune, reinit and
+    scratch_b share the mask and the fine-tuned net is the trained net that mask prunes. It
+    trains `finetune_fraction` of the dense budget at a constant lr: `finetune_lr`, else the
+    dense schedule's final lr (Liu et al., CIFAR: 160 epochs 0.1 -> 1e-3, then 40 epochs at
+    1e-3; a constant-lr run fine-tunes at its own lr).
+    """
+    previous, source = ctx.source()
+    if ctx.structured:
+        setup = _setup(ctx, shrink(source, restrict(ctx.mask, previous)), None)
+    else:
+        setup = _setup(ctx, source, ctx.mask)
+    lr = ctx.spec.options.finetune_lr or ctx.train.final_lr()
+    setup.train = ctx.train.model_copy(update={"lr": lr, "schedule": "constant",
+                                               "warmup_steps": 0})
     return setup
 
 
@@ -102,31 +152,34 @@ def sign_constant(ctx: TrialContext) -> Setup:
     state = dict(ctx.rewind)
     for name in ctx.big_template.prunable():
         state[name] = torch.sign(state[name]) * theta0[name].float().std()
-    setup = _on_mask(ctx, state, ctx.mask)
-    setup.start_step = ctx.spec.prune.rewind_step
-    return setup
+    return _on_mask(ctx, state, ctx.mask)
 
 
 def random_prune(ctx: TrialContext) -> Setup:
     """θk on a random mask with the same number of survivors per layer (LTH's control)."""
     gen = torch.Generator().manual_seed(ctx.spec.dense.seed * 1009 + ctx.spec.round + 7)
-    setup = _on_mask(ctx, ctx.rewind, random_like(ctx.mask, gen))
-    setup.start_step = ctx.spec.prune.rewind_step
-    return setup
+    return _on_mask(ctx, ctx.rewind, random_like(ctx.mask, gen))
 
 
 def small_dense(ctx: TrialContext) -> Setup:
-    """Train small: a narrower dense net of the family with as many weights as the ticket."""
+    """Train small: a narrower dense net of the family with as many weights as the ticket,
+    trained for the dense budget (Scratch-E's)."""
     pruned = _on_mask(ctx, ctx.rewind, ctx.mask)
     target = count(pruned.model, pruned.masks).nonzero_weights
     model, error = ctx.narrow_dense(target, ctx.spec.dense.seed + FRESH)
-    return Setup(model, None, ctx.total_steps, metrics={"match_error": error})
+    return _setup(ctx, model, None, metrics={"match_error": error})
+
+
+def small_dense_b(ctx: TrialContext) -> Setup:
+    """small_dense with Scratch-B's budget: the dense steps x FLOPs(dense)/FLOPs(small net),
+    same cap, so "train small" gets both of Rethinking's budgets."""
+    return _flops_matched(ctx, small_dense(ctx))
 
 
 def supermask(ctx: TrialContext) -> Setup:
-    """θk on the large_final_same_sign mask, evaluated without any training (Zhou et al.)."""
-    mask = ctx.mask if ctx.structured else ctx.fetch_imp("supermask.pt")
-    setup = _on_mask(ctx, ctx.rewind, mask)
+    """θk on the large_final_same_sign mask, evaluated without any training (Zhou et al.).
+    Weight-level only: `TrialSpec` refuses it with structured granularity."""
+    setup = _on_mask(ctx, ctx.rewind, ctx.fetch_imp("supermask.pt"))
     setup.trains = False
     return setup
 
@@ -151,10 +204,9 @@ def stability(ctx: TrialContext) -> Setup:
     the round's subnetwork on its mask) trained from step k to the dense budget under the
     trial's own noise seed; its final weights are kept for the interpolation."""
     if ctx.spec.round == 0:
-        setup = Setup(ctx.big(ctx.rewind), None, ctx.total_steps)
+        setup = _setup(ctx, ctx.big(ctx.rewind), None)
     else:
         setup = _on_mask(ctx, ctx.rewind, ctx.mask)
-    setup.start_step = ctx.spec.prune.rewind_step
     setup.keep_final = True
     return setup
 
@@ -173,12 +225,12 @@ def interpolation(ctx: TrialContext) -> Setup:
                                          train.precision, seed=ctx.spec.dense.seed)
     model.load_state_dict(midpoint)
     masks = None if ctx.structured else mask
-    return Setup(model, masks, ctx.total_steps, trains=False, metrics=metrics)
+    return _setup(ctx, model, masks, trains=False, metrics=metrics)
 
 
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
     "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
-    "small_dense": small_dense, "supermask": supermask, "weight_agnostic": weight_agnostic,
-    "stability": stability, "interpolation": interpolation,
+    "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
+    "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
 }

@@ -17,7 +17,7 @@ from study.data import Splits, load_data
 from study.models import MODELS, PrunableNet, build_model, count
 from study.models.base import seeded
 from study.pruning import Masks, draw_batches, initial_mask, prune_units, prune_weights
-from study.specs import DATA_CRITERIA, TrialSpec
+from study.specs import DATA_CRITERIA, TrainSpec, TrialSpec
 from study.train import train
 
 Fetch = Callable[[TrialSpec, str], dict[str, torch.Tensor]]
@@ -38,6 +38,13 @@ class TrialContext:
     @cached_property
     def total_steps(self) -> int:
         return self.spec.dense.total_steps()
+
+    @cached_property
+    def train(self) -> TrainSpec:
+        """The dense TrainSpec as this trial trains with it: Network Slimming's bn_l1 only where
+        the protocol applies it (`TrialSpec.trains_with_bn_l1`)."""
+        train = self.spec.dense.train
+        return train if self.spec.trains_with_bn_l1 else train.model_copy(update={"bn_l1": 0.0})
 
     def _build(self, seed: int, width_factor: float = 1.0) -> PrunableNet:
         m, info = self.spec.dense.model, self.spec.dense.data.info()
@@ -78,6 +85,10 @@ class TrialContext:
     def _parent(self, stage: str) -> TrialSpec:
         return next(p for p in self.spec.parents() if p.stage == stage)
 
+    def _imp(self, round_: int) -> TrialSpec:
+        return TrialSpec(stage="imp", arm="lottery", round=round_, dense=self.spec.dense,
+                         prune=self.spec.prune)
+
     def fetch_dense(self, name: str) -> dict[str, torch.Tensor]:
         return self.fetch(self._parent("dense"), name)
 
@@ -103,6 +114,17 @@ class TrialContext:
               total_steps=self.total_steps, stop_step=k)
         return {n: t.detach().clone() for n, t in model.state_dict().items()}
 
+    def source(self) -> tuple[Masks, PrunableNet]:
+        """The trained net the round's mask is computed from, and the mask it already has:
+        round r-1's trained IMP net in an iterative chain (a shrunk net if structured), the
+        trained dense net (nothing pruned yet) at round 1 and in a one-shot chain."""
+        if self.spec.source_round:
+            imp = self._imp(self.spec.source_round)
+            previous, final = self.fetch(imp, "mask.pt"), self.fetch(imp, "final.pt")
+            return previous, self.small(previous, final) if self.structured else self.big(final)
+        previous = initial_mask(self.spec.prune, self.big_template)
+        return previous, self.big(self.fetch_dense("final.pt"))
+
     def prune_round(self) -> tuple[Masks, dict[str, Masks]]:
         """IMP round r's mask (and, unstructured, Zhou's supermask from the same source).
 
@@ -113,18 +135,10 @@ class TrialContext:
         """
         plan, r, seed = self.spec.prune, self.spec.round, self.spec.dense.seed
         gen = torch.Generator().manual_seed(seed * 1009 + r)
-        imp = [p for p in self.spec.parents() if p.stage == "imp"]
-        if imp:  # iterative: prune the previous round's trained ticket
-            previous = self.fetch(imp[0], "mask.pt")
-            final = self.fetch(imp[0], "final.pt")
-            source = self.small(previous, final) if self.structured else self.big(final)
-        else:  # round 1, or one-shot: prune the trained dense net
-            previous = initial_mask(plan, self.big_template)
-            source = self.big(self.fetch_dense("final.pt"))
+        previous, source = self.source()
         batches = None
         if plan.criterion in DATA_CRITERIA:  # hutchinson's probes also come from this generator
-            source_round = imp[0].round if imp else 0
-            gen = torch.Generator().manual_seed(1_000_003 * (seed + 1) + source_round)
+            gen = torch.Generator().manual_seed(1_000_003 * (seed + 1) + self.spec.source_round)
             batches = draw_batches(self.data.x_train, self.data.y_train, plan.saliency_batches,
                                    self.spec.dense.train.batch_size, gen)
         if self.structured:

@@ -7,6 +7,7 @@ from collections import Counter
 
 import torch
 
+from study.arms import steps
 from study.models import build_model
 from study.space import Space
 from study.specs import TrialSpec
@@ -14,18 +15,11 @@ from study.specs import TrialSpec
 CALIBRATION_STEPS = 30
 
 
-def budget(spec: TrialSpec) -> int:
-    """Training steps a trial will take (Scratch-B at its cap: an upper bound)."""
-    total = spec.dense.total_steps()
-    if spec.arm in ("supermask", "weight_agnostic", "interpolation"):  # evaluated, not trained
-        return 0
-    if spec.arm == "finetune":
-        return round(total * spec.options.finetune_fraction)
-    if spec.arm == "scratch_b":
-        return round(total * spec.options.scratch_b_cap)
-    if spec.arm in ("lottery", "sign_constant", "random_prune", "stability"):
-        return total - spec.prune.rewind_step
-    return total
+def budget(spec: TrialSpec, flops_ratio: float | None = None) -> int:
+    """Training steps a trial takes, by the arms' own rule (`study.arms.steps`); Scratch-B's
+    FLOPs ratio is known only once its mask exists: without it, the cap (an upper bound)."""
+    total, start = steps(spec, flops_ratio)
+    return total - start
 
 
 def seconds_per_step(spec: TrialSpec) -> float:

@@ -17,9 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 ARMS = (
     "dense", "lottery", "reinit", "scratch_b", "finetune",
-    "sign_constant", "random_prune", "small_dense", "supermask", "weight_agnostic",
-    "stability", "interpolation",
+    "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
+    "weight_agnostic", "stability", "interpolation",
 )
+UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
+STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
+UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
+"""Arms evaluated on their mask without any training."""
+DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
+"""Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
+Stage = Literal["dense", "imp", "arm"]
+COSINE_FINAL = 0.01
+"""`TrainSpec.final_lr` of a cosine schedule, as a fraction of its peak lr."""
 STABILITY_ARMS = ("stability", "interpolation")
 """Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
 noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
@@ -30,11 +39,6 @@ def copy_noise_seeds(seed: int) -> tuple[int, int]:
     """The noise seeds of a stability analysis' two copies: distinct from every init seed's own
     data order, and from those of every other seed."""
     return NOISE_OFFSET + 2 * seed, NOISE_OFFSET + 2 * seed + 1
-UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
-STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
-DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
-"""Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
-Stage = Literal["dense", "imp", "arm"]
 
 
 class Spec(BaseModel):
@@ -43,8 +47,21 @@ class Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def canonical(self) -> dict[str, Any]:
-        """The fields that differ from their defaults, as plain JSON types."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+        """The fields that differ from their defaults, as plain JSON types, and the spec's
+        `revision` when it is not 0 (nested specs carry their own)."""
+        out = self.model_dump(mode="json", exclude_defaults=True)
+        for name in out:
+            value = getattr(self, name)
+            if isinstance(value, Spec):
+                out[name] = value.canonical()
+        if self.revision():
+            out["revision"] = self.revision()
+        return out
+
+    def revision(self) -> int:
+        """Bumped where a fix changed what a spec computes, so its id changes with it and a
+        store never serves a result computed the old way; 0 (no key in the id) elsewhere."""
+        return 0
 
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
@@ -174,6 +191,21 @@ class TrainSpec(Spec):
             return self.steps
         return max(1, math.ceil(self.epochs * train_size / self.batch_size))
 
+    def final_lr(self) -> float:
+        """The lr the schedule ends at, which Rethinking fine-tunes with (Liu et al. 2019, CIFAR:
+        160 epochs at 0.1, x0.1 at epochs 80 and 120, then 40 fine-tuning epochs at 1e-3).
+
+        constant: lr. step: lr x gamma^len(milestones), the lr after the last milestone (0.1
+        -> 1e-3 above). cosine: the curve ends at 0, which trains nothing; the rule is lr x
+        COSINE_FINAL, the ratio of Rethinking's fine-tuning lr to its initial lr (1e-3 / 0.1),
+        where a cosine run is in its last 6% of training.
+        """
+        if self.schedule == "step":
+            return self.lr * self.gamma ** len(self.milestones)
+        if self.schedule == "cosine":
+            return self.lr * COSINE_FINAL
+        return self.lr
+
 
 class DenseSpec(Spec):
     """The dense net trained from θ0: shared by every ticket, granularity and arm of a seed."""
@@ -196,6 +228,11 @@ class DenseSpec(Spec):
 
     def total_steps(self) -> int:
         return self.train.total_steps(self.data.train_size())
+
+    def revision(self) -> int:
+        """1: VGG and ResNet take their reference implementations' init (`study.models`), so
+        every θ0 of theirs, and everything downstream, changed."""
+        return 1 if self.model.name.startswith(("vgg", "resnet")) else 0
 
 
 class PruneSpec(Spec):
@@ -249,13 +286,29 @@ class PruneSpec(Spec):
                              f"{', '.join(DATA_CRITERIA)} read it")
         return self
 
+    def rate_field(self, kind: str) -> str:
+        """Which field sets the per-round rate of a layer kind ('linear', 'conv' or 'output').
+
+        It is also the layer's pool under global scope: the layers the plan gives one rate
+        field share one threshold (with LTH's Conv-2 rates conv 0.1, fc 0.2, output 0.1 that is
+        the conv layers, the fc layers, and the output layer on its own), never layers whose
+        rates merely happen to be equal.
+        """
+        if kind == "output" and self.output_rate is not None:
+            return "output_rate"
+        if kind == "conv" and self.conv_rate is not None:
+            return "conv_rate"
+        return "rate"
+
     def rate_for(self, kind: str) -> float:
         """The per-round rate of a layer kind: 'linear', 'conv' or 'output'."""
-        if kind == "output" and self.output_rate is not None:
-            return self.output_rate
-        if kind == "conv" and self.conv_rate is not None:
-            return self.conv_rate
-        return self.rate
+        return getattr(self, self.rate_field(kind))
+
+    def revision(self) -> int:
+        """1: global scope pools by rate field (it pooled the layers that shared the most
+        common rate before), which can change the masks of a plan with more than one field."""
+        several = self.conv_rate is not None or self.output_rate is not None
+        return 1 if self.scope == "global" and several else 0
 
 
 class ArmOptions(Spec):
@@ -266,7 +319,8 @@ class ArmOptions(Spec):
     finetune_fraction: float = Field(default=0.25, gt=0.0, le=1.0)
     """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs)."""
     finetune_lr: float | None = Field(default=None, gt=0.0)
-    """None = the dense lr times 0.01 (Rethinking: 1e-3 after 0.1)."""
+    """None = the dense schedule's final lr (`TrainSpec.final_lr`; Rethinking: 1e-3 after a
+    0.1 -> 1e-3 step schedule; a constant lr ends where it started)."""
     lr: float | None = Field(default=None, gt=0.0, le=10.0)
     """This arm's own learning rate (`study tune` finds one per arm, so no baseline is starved);
     None = the dense lr (finetune: finetune_lr)."""
@@ -310,6 +364,13 @@ class TrialSpec(Spec):
             raise ValueError("stage 'imp' is the lottery arm of an IMP round")
         if self.stage == "arm" and self.arm == "dense":
             raise ValueError("arm 'dense' belongs to stage 'dense', not 'arm'")
+        if self.arm == "supermask" and self.prune.granularity == "structured":
+            raise ValueError(
+                "arms: 'supermask' is Zhou et al.'s weight-level mask (large_final_same_sign), "
+                "with no unit-level rule to cite for structured granularity; drop 'supermask' "
+                "from arms (arms apply to every plan: give structured plans a space of their "
+                "own) or use prune.granularity 'unstructured'"
+            )
         if self.prune.criterion == "bn_scale":
             from study.models.registry import has_batchnorm
 
@@ -357,8 +418,43 @@ class TrialSpec(Spec):
             return self.id
         return TicketSpec(dense=self.dense, prune=self.prune).id
 
+    @property
+    def source_round(self) -> int:
+        """The round whose trained net this round's mask was computed from: round-1 in an
+        iterative chain, 0 (the dense net) at round 1 and in a one-shot chain."""
+        iterative = self.prune is not None and self.prune.schedule == "iterative"
+        return self.round - 1 if iterative and self.round > 1 else 0
+
+    @property
+    def trains_with_bn_l1(self) -> bool:
+        """Network Slimming's BN-L1 penalty (`train.bn_l1`) trains only the nets whose BN scales
+        a round ranks, as in Liu et al.'s code (`-sr --s 1e-4` on the baseline; fine-tune,
+        Scratch-E and Scratch-B run without it): the dense net, and the IMP rounds of an
+        iterative chain, each pruned by the next (Network Slimming's multi-pass scheme retrains
+        every pass with the penalty). One-shot rounds and every arm train without it; in an
+        iterative chain the lottery round so carries a penalty its controls do not."""
+        if self.stage == "imp":
+            return self.prune.schedule == "iterative"
+        return self.stage == "dense"
+
+    def revision(self) -> int:
+        """1 where the fair-arms fixes changed what a trial computes: an arm or one-shot round
+        that trained with bn_l1 (now without); finetune from round r-1's trained net (was the
+        dense θT) or at the dense schedule's final lr (was dense lr x 0.01)."""
+        if self.stage == "dense":
+            return 0
+        train = self.dense.train
+        if train.bn_l1 > 0 and not self.trains_with_bn_l1 and self.arm not in UNTRAINED:
+            return 1
+        if self.arm == "finetune":
+            default_lr = self.options.lr is None and self.options.finetune_lr is None
+            if self.source_round > 0 or (default_lr and train.final_lr() != train.lr * 0.01):
+                return 1
+        return 0
+
     def parents(self) -> list[TrialSpec]:
-        """The trials whose artifacts this one reads directly (dense first)."""
+        """The trials whose artifacts this one reads directly (dense first, then IMP rounds:
+        an arm's own round first; finetune also reads the round its mask was computed from)."""
         if self.stage == "dense":
             return []
         if self.arm == "interpolation":  # the two copies whose final weights it joins
@@ -368,15 +464,14 @@ class TrialSpec(Spec):
         dense = TrialSpec(stage="dense", arm="dense", dense=self.dense)
         if self.round == 0:  # a stability copy of the dense net at θk
             return [dense]
-        if self.stage == "arm":
-            source_round = self.round
-        elif self.prune.schedule == "iterative" and self.round > 1:
-            source_round = self.round - 1
+        if self.stage == "imp":
+            rounds = [self.source_round] if self.source_round else []
         else:
-            return [dense]  # round 1, or a one-shot round: pruned straight from the dense net
-        imp = TrialSpec(stage="imp", arm="lottery", round=source_round, dense=self.dense,
-                        prune=self.prune)
-        return [dense, imp]
+            rounds = [self.round]
+            if self.arm == "finetune" and self.source_round:
+                rounds.append(self.source_round)
+        return [dense, *(TrialSpec(stage="imp", arm="lottery", round=r, dense=self.dense,
+                                   prune=self.prune) for r in rounds)]
 
 
 class TicketSpec(Spec):

@@ -10,8 +10,10 @@
 - Metrics: curves `train_loss`, `val_loss`, `val_acc`, `test_acc` per eval step; summaries
   `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`, `early_stop_step`, `sparsity`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_seconds` (+ `match_error` for small_dense; `barrier_test`, `barrier_val` and the
-  path `path_{test,val}_{error,loss}_NN` for interpolation).
+  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
+  `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
+  interpolation).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `study.sha256.<file>` that every reader verifies.
 """

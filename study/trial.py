@@ -33,13 +33,13 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
     ctx = TrialContext(spec, fetch, execution.device)
     setup = ARM_SETUPS[spec.arm](ctx)
     model = setup.model.to(execution.device)
-    lr = spec.options.lr if spec.options.lr is not None else setup.lr
-    train_spec = setup.train or spec.dense.train
-    if spec.options.weight_decay is not None:
-        train_spec = train_spec.model_copy(update={"weight_decay": spec.options.weight_decay})
+    train_spec = setup.train or ctx.train
+    own = {k: v for k, v in (("lr", spec.options.lr),
+                             ("weight_decay", spec.options.weight_decay)) if v is not None}
+    train_spec = train_spec.model_copy(update=own)
     if setup.trains:
         result = train(model, ctx.data, train_spec, seed=spec.data_seed,
-                       total_steps=setup.total_steps, start_step=setup.start_step, lr=lr,
+                       total_steps=setup.total_steps, start_step=setup.start_step,
                        masks=setup.masks, checkpointer=checkpointer, on_eval=on_eval,
                        execution=execution)
     else:
@@ -53,6 +53,8 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
         "flops": counts.nonzero_flops, "train_steps": result.steps - setup.start_step,
         "train_seconds": result.seconds,
     }
+    if setup.trains:
+        metrics["train_lr"] = train_spec.lr  # the base lr it trained at, whatever set it
     artifacts = dict(setup.artifacts)
     if (spec.stage in ("dense", "imp") or setup.keep_final) and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -13,7 +13,8 @@ from analysis.__main__ import main
 FIGURES = ["1_accuracy_vs_remaining_mnist1d_mlp_1", "1_accuracy_vs_remaining_mnist1d_mlp_2",
            "2_early_stop_vs_remaining_mnist1d_mlp_1", "3_rethinking", "4_regime_map",
            "5_scaling", "6_training_curves"]
-TABLES = ["verdicts", "rethinking", "scaling_fits", "runs_not_analysed", "unmatched_runs"]
+TABLES = ["verdicts", "rethinking", "scaling_laws", "train_small_laws", "crossing", "pooled",
+          "best_lr", "runs_not_analysed", "unmatched_runs"]
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,10 @@ def test_missing_data_skips_a_figure_with_its_reason(tmp_path_factory, tmp_path)
     lines: list[str] = []
     text = analyze("single", tmp_path, uri, echo=lines.append).read_text()
     assert "- scaling figure (5_scaling) skipped: only one width (1)" in text
+    assert "- scaling laws skipped: only one width" in text
+    assert "- lottery-effect map (8_effect_map) skipped: only one width" in text
+    assert "- best-lr comparison skipped: a single learning rate: nothing to choose from" in text
+    assert text.startswith("# Study report: single\n\n## Answer\n\nLottery effect")
     assert "- regime map (4_regime_map) skipped: a single learning rate and a single " \
            "granularity" in text
     assert "- Rethinking comparison (3_rethinking) skipped: no fine-tuned and Scratch-B runs" \

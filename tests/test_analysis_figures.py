@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from test_analysis_store import BIG, CROSSING, EFFECT_LR, LRS, PLANS, ROUNDS, SMALL, arms_of
+from test_analysis_store import EFFECT_LR, LRS, PLANS, ROUNDS, SMALL, arms_of
 from test_analysis_store import synthetic_store as store
 
 from analysis import figures, regime, rethinking, scaling
@@ -105,30 +105,30 @@ def test_regime_map_marks_the_planted_effect(study):
     assert isinstance(regime.regime_map(single[single.granularity == "structured"]), str)
 
 
-def test_scaling_fits_recover_the_planted_power_laws(study):
+def test_scaling_figure_draws_each_family_across_widths(study):
     _, frame = study
-    fig, fits = scaling.scaling(frame)
-    assert len(fits) == 2  # one panel (unstructured, lr 0.1) has two widths
-    by = fits.set_index("family")
-    assert by.loc["prune big", "b"] == pytest.approx(BIG[1], abs=0.02)
-    assert by.loc["train small", "b"] == pytest.approx(SMALL[1], abs=0.02)
-    assert by.loc["prune big", "crossing"] == pytest.approx(CROSSING, rel=0.25)
+    fits, small = scaling.law_fits(frame), scaling.dense_fits(frame)
+    cross = scaling.crossings(frame, resamples=20)
+    fig = scaling.figure(frame, fits, small, cross)
+    assert len([ax for ax in fig.axes if ax.lines]) == 1  # only unstructured lr 0.1 has 2 widths
     ax = fig.axes[0]
-    lines = labelled(ax)
-    for arm in ("lottery", "finetune", "scratch_b", "small_dense"):
-        assert LABELS[arm] in lines
-    assert len(lines[LABELS["lottery"]].get_xdata()) == 2 * len(ROUNDS)  # 2 widths x rounds
-    assert sum(name.startswith(("prune big:", "train small:")) for name in lines) == 2
-    assert any(name.startswith("crossing") for name in lines)
-    assert "cross at N" in ax.get_title()
-    a, b = scaling.power_law(np.array([10.0, 100, 1000]), 2 * np.array([10.0, 100, 1000])**-0.5)
-    assert (a, b) == pytest.approx((2.0, 0.5))
+    points = {c.get_label(): c.lines[0] for c in ax.containers}  # means with 95% bars
+    assert set(points) == {"lottery, width 1", "lottery, width 2", LABELS["small_dense"]}
+    assert len(points["lottery, width 2"].get_xdata()) == len(ROUNDS)
+    assert any(name.startswith("small dense: err = ") for name in labelled(ax))
+    by = small.set_index("arm")
+    assert by.loc["small_dense", "b"] == pytest.approx(SMALL[1], abs=0.03)  # a pure power law
+    assert by.loc["small_dense", "c"] == pytest.approx(0.0, abs=0.01)
+    assert set(fits.arm) == {"lottery"} and np.isnan(fits.extrapolation_mean_abs).all()
+    assert "dense" not in set(small.arm)  # two dense widths: too few sizes for a 3-constant law
 
 
 def test_scaling_is_skipped_with_one_width(study):
     _, frame = study
-    reason, fits = scaling.scaling(frame[frame.width == 1.0])
-    assert reason == "only one width (1)" and fits.empty
+    one = frame[frame.width == 1.0]
+    assert scaling.figure(one, scaling.law_fits(one), scaling.dense_fits(one),
+                          scaling.crossings(one)) == "only one width (1)"
+    assert scaling.law_fits(one).empty and scaling.crossings(one).empty
 
 
 def test_training_curves_of_matched_arms(study):

@@ -114,7 +114,7 @@ def test_the_report_has_the_stability_figures_tables_and_sentence(study, tmp_pat
     text = report.read_text()
     assert "Does stability predict the lottery effect?" in text
     assert "Stability predicts the lottery effect in this study" in text
-    for name in ("8_barrier_vs_k.png", "9_barrier_vs_gap.pdf", "stability_barriers.csv",
+    for name in ("10_barrier_vs_k.png", "11_barrier_vs_gap.pdf", "stability_barriers.csv",
                  "stability_vs_lottery.csv"):
         assert (tmp_path / name).is_file(), name
     numbers = pd.read_csv(tmp_path / "stability_vs_lottery.csv")

@@ -8,6 +8,11 @@ at lr 0.01 and not at all at lr 0.1 (zero-mean seed noise). Accuracy follows
 error = a·N^-b per family, so the prune-big and train-small fits cross at CROSSING weights.
 One reinit diverged, one scratch_b failed and was recomputed, one sign_constant run was
 skipped. Built once per test session.
+
+A second experiment, 'scaling' (`scaling_store`, built on first use), plants the laws of scale:
+four widths, Rosenfeld et al.'s joint law, dense laws, a lottery effect region that starts at
+lower density in wider nets, and a validation split that disagrees with the test split about
+the best learning rate (see the constants below `build_single`).
 """
 
 from __future__ import annotations
@@ -171,6 +176,99 @@ def build_single(uri: str, name: str = "single") -> None:
                 _write(client, exp, None, _tags("imp" if arm == "lottery" else "arm", arm,
                                                 1.0, 0.1, seed, "unstructured", rnd),
                        _metrics(arm, 0.1, "unstructured", 1.0, rnd, seed))
+
+
+# --- the scaling study: four widths, planted laws and a planted effect region ----------------
+# Widths 0.5-4 (10,000·w² weights), lr 0.01 and 0.1, unstructured (40% kept per round, 4 rounds)
+# and structured (70% kept, 2 rounds), 4 seeds; arms lottery, reinit and (unstructured)
+# small_dense. The dense error follows DENSE_LAW (x LR_ERROR), reinit follows Rosenfeld's joint
+# law LAW exactly (no noise), small_dense SMALL_LAW plus noise; lottery = reinit + GAP where
+# `planted_gap` says so (unstructured, lr 0.01, from ONSET[width] remaining down), plus noise.
+# Validation accuracy is test + 0.01, except reinit at lr 0.01, whose validation is VAL_BIAS
+# higher: there validation picks lr 0.01 for reinit while test accuracy would pick lr 0.1.
+
+SCALE_WIDTHS = (0.5, 1.0, 2.0, 4.0)
+SCALE_LRS = (0.01, 0.1)
+SCALE_PLANS = {"unstructured": ("magnitude", 0.4, 4), "structured": ("l1_filter", 0.7, 2)}
+SCALE_SEEDS = tuple(range(4))
+SCALE_SEED_EFFECT = (0.006, -0.004, 0.002, -0.004)  # sums to 0: seed means are exact
+LAW = {"eps_up": 0.9, "p": 0.05, "gamma": 1.5, "psi": 1.0}
+DENSE_LAW = (3.0, 0.3, 0.05)  # err = a·N^-b + c
+SMALL_LAW = (1.2, 0.2, 0.02)
+LR_ERROR = {0.01: 1.1, 0.1: 1.0}
+GAP, ONSET = 0.04, {0.5: 0.16, 1.0: 0.16, 2.0: 0.064, 4.0: 0.064}
+VAL_BIAS = 0.05
+
+
+def scale_weights(width: float) -> float:
+    return 10_000 * width**2
+
+
+def planted_gap(lr: float, gran: str, width: float, density: float) -> float:
+    """Lottery minus reinit accuracy by design (before noise)."""
+    inside = lr == EFFECT_LR and gran == "unstructured" and density <= ONSET[width] * 1.0001
+    return GAP if inside else 0.0
+
+
+def planted_error(arm: str, lr: float, width: float, density: float) -> float:
+    """The error every run of `arm` at this point would have without seed effects and noise."""
+    from analysis.laws import dense_law, rosenfeld
+
+    dense = LR_ERROR[lr] * dense_law(scale_weights(width), *DENSE_LAW)
+    if arm == "dense":
+        return float(dense)
+    if arm == "small_dense":
+        return float(dense_law(scale_weights(width) * density, *SMALL_LAW))
+    return float(rosenfeld(dense, density, width, **LAW))
+
+
+def _scale_run(arm: str, lr: float, gran: str, width: float, rnd: int, seed: int) -> dict:
+    density = SCALE_PLANS[gran][1] ** rnd if gran in SCALE_PLANS else 1.0
+    acc = 1 - planted_error(arm, lr, width, density) + SCALE_SEED_EFFECT[seed]
+    if arm == "lottery":
+        acc += planted_gap(lr, gran, width, density)
+    if arm in ("lottery", "small_dense"):
+        acc += noise(arm, lr, gran, width, rnd)[seed]
+    val = acc + 0.01 + (VAL_BIAS if (arm, lr) == ("reinit", 0.01) else 0.0)
+    total = scale_weights(width)
+    n = total * density
+    return {"final_test_acc": acc, "best_val_acc": val, "test_acc_at_best_val": acc,
+            "early_stop_step": 500, "sparsity": 1 - density, "nonzero_params": n,
+            "total_params": total, "nonzero_weights": n, "total_weights": total, "flops": n,
+            "train_steps": 1000, "train_seconds": 1.0}
+
+
+def build_scaling(uri: str, name: str = "scaling") -> None:
+    """The scaling study above, under one launch run."""
+    client = MlflowClient(uri)
+    exp = client.create_experiment(name, artifact_location=uri.replace("sqlite:///", "file://")
+                                   .replace("mlflow.db", name))
+    launch = client.create_run(exp, tags={"study.stage": "launch", "study.space": name,
+                                          "study.version": "0.1.0-test"}).info.run_id
+    for width in SCALE_WIDTHS:
+        for lr in SCALE_LRS:
+            for seed in SCALE_SEEDS:
+                _write(client, exp, launch, _tags("dense", "dense", width, lr, seed),
+                       _scale_run("dense", lr, "none", width, 0, seed))
+            for gran, (_, _, rounds) in SCALE_PLANS.items():
+                arms = ["lottery", "reinit"] + ["small_dense"] * (gran == "unstructured")
+                for rnd in range(1, rounds + 1):
+                    for arm in arms:
+                        for seed in SCALE_SEEDS:
+                            _write(client, exp, launch, _tags(
+                                "imp" if arm == "lottery" else "arm", arm, width, lr, seed,
+                                gran, rnd), _scale_run(arm, lr, gran, width, rnd, seed))
+    client.set_terminated(launch, "FINISHED")
+
+
+def scaling_store(tmp_path_factory) -> tuple[str, object]:
+    """(uri, folder) of the synthetic store with the 'scaling' experiment added (built once)."""
+    uri, folder = synthetic_store(tmp_path_factory)
+    if "scaling" not in _STORE:
+        with unsynced_sqlite():
+            build_scaling(uri)
+        _STORE["scaling"] = True
+    return uri, folder
 
 
 @contextlib.contextmanager

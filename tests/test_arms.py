@@ -8,7 +8,18 @@ import torch
 from study.arms import ARM_SETUPS
 from study.context import TrialContext
 from study.models import count
-from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
+from study.plan import budget
+from study.pruning import prune_weights
+from study.specs import (
+    ARMS,
+    ArmOptions,
+    DataSpec,
+    DenseSpec,
+    ModelSpec,
+    PruneSpec,
+    TrainSpec,
+    TrialSpec,
+)
 from study.trial import run_trial
 
 DENSE = DenseSpec(model=ModelSpec(name="mlp", hidden=(32, 32)),
@@ -17,6 +28,7 @@ PLANS = {
     "unstructured": PruneSpec(rate=0.5, output_rate=0.25, rounds=2),
     "structured": PruneSpec(granularity="structured", criterion="l1_filter", rate=0.5, rounds=2),
     "rewound": PruneSpec(rate=0.5, rounds=2, rewind_step=20),
+    "oneshot": PruneSpec(rate=0.5, output_rate=0.25, rounds=2, schedule="oneshot"),
 }
 
 
@@ -121,12 +133,78 @@ def test_scratch_b_budget_uses_the_pruned_flops_and_its_cap(chains):
     assert setup.total_steps == round(DENSE.total_steps() * expected)
 
 
-def test_finetune_starts_from_trained_dense_weights_pruned(chains):
-    setup, ctx = setup_of(chains, "unstructured", "finetune")
-    final = ctx.fetch_dense("final.pt")
-    assert torch.equal(setup.model.state_dict()["layers.1.weight"], final["layers.1.weight"])
-    assert setup.lr == pytest.approx(DENSE.train.lr * 0.01)
+def test_finetune_fine_tunes_the_trained_net_its_mask_was_computed_from(chains):
+    """Rethinking (Liu et al. 2019): fine-tuning trains "the pruned model", i.e. the trained
+    net that was pruned, so at IMP round r it is round r-1's trained net (the dense θT at
+    round 1 and in a one-shot chain) on round r's mask; finetune, reinit and scratch_b then
+    share that mask, and the mask really was computed from those weights."""
+    store = chains["unstructured"]
+    setup, ctx = setup_of(chains, "unstructured", "finetune", round_=2)
+    source = store.fetch(_imp(1), "final.pt")  # round 1's trained ticket, not the dense θT
+    mask = store.fetch(_imp(2), "mask.pt")
+    state = setup.model.state_dict()
+    for name in mask:
+        assert torch.equal(setup.masks[name], mask[name])
+        assert torch.equal(state[name][mask[name]], source[name][mask[name]]), name
+    assert not torch.equal(state["layers.1.weight"], ctx.fetch_dense("final.pt")["layers.1.weight"])
+    plan = PLANS["unstructured"]
+    recomputed = prune_weights(plan, 2, ctx.big(source), ctx.big(ctx.fetch_dense("init.pt")),
+                               store.fetch(_imp(1), "mask.pt"), torch.Generator())
+    assert all(torch.equal(recomputed[n], mask[n]) for n in mask)  # magnitude: gen unused
+    for arm in ("reinit", "scratch_b"):
+        other, _ = setup_of(chains, "unstructured", arm, round_=2)
+        assert all(torch.equal(other.masks[n], mask[n]) for n in mask), arm
+    spec = TrialSpec(stage="arm", arm="finetune", round=2, dense=DENSE, prune=plan)
+    assert [(p.stage, p.round) for p in spec.parents()] == [("dense", 0), ("imp", 2), ("imp", 1)]
+    for key, round_ in (("unstructured", 1), ("oneshot", 2)):  # the dense θT is the source
+        setup, ctx = setup_of(chains, key, "finetune", round_=round_)
+        final = ctx.fetch_dense("final.pt")
+        keep = setup.masks["layers.1.weight"]
+        assert torch.equal(setup.model.state_dict()["layers.1.weight"][keep],
+                           final["layers.1.weight"][keep]), key
+
+
+def test_structured_finetune_shrinks_the_previous_rounds_trained_net(chains):
+    """The same rule for whole units: round 2 fine-tunes round 1's trained small net with the
+    units round 2 removed cut out (no weight comes from the dense θT)."""
+    store = chains["structured"]
+    setup, _ = setup_of(chains, "structured", "finetune", round_=2)
+    m1, m2 = store.fetch(_imp(1, "structured"), "mask.pt"), store.fetch(_imp(2, "structured"),
+                                                                         "mask.pt")
+    source = store.fetch(_imp(1, "structured"), "final.pt")
+    keep = m2["layers.0"][m1["layers.0"]]  # round 2's units in round 1's small net
+    assert setup.masks is None and setup.model.widths == [8, 8]
+    torch.testing.assert_close(setup.model.state_dict()["layers.0.weight"],
+                               source["layers.0.weight"][keep], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("update,expected", [
+    ({}, 0.05),  # a constant lr ends where it started: the starved 5e-4 is gone
+    ({"schedule": "step"}, 0.05 * 0.1**2),  # Rethinking's 0.1 -> 1e-3
+    ({"schedule": "step", "milestones": (0.5,), "gamma": 0.2}, 0.05 * 0.2),
+    ({"schedule": "cosine"}, 0.05 * 0.01),
+])
+def test_finetune_lr_is_the_dense_schedules_final_lr(update, expected):
+    """Liu et al. fine-tune at the last lr of the dense schedule (CIFAR: 160 epochs at 0.1, x0.1
+    at epochs 80 and 120, then 40 epochs at 1e-3), for 40/160 of the budget, at a constant lr;
+    cosine ends at 0, so it fine-tunes at 1% of its peak (Rethinking's 1e-3 / 0.1)."""
+    dense = DENSE.model_copy(update={"train": DENSE.train.model_copy(update=update)})
+    spec = TrialSpec(stage="arm", arm="finetune", round=1, dense=dense,
+                     prune=PLANS["unstructured"])
+    untrained = TrialContext(spec, lambda *_: None).big_template
+
+    def fetch(parent, name):  # a round-1 finetune reads the dense θT and its round's mask
+        if name == "mask.pt":
+            return {n: torch.ones_like(p, dtype=torch.bool)
+                    for n, p in untrained.named_parameters() if n in untrained.prunable()}
+        return untrained.state_dict()
+
+    setup = ARM_SETUPS["finetune"](TrialContext(spec, fetch))
+    assert setup.train.lr == pytest.approx(expected)
+    assert (setup.train.schedule, setup.train.warmup_steps) == ("constant", 0)
     assert setup.total_steps == round(DENSE.total_steps() * 0.25)
+    own = spec.model_copy(update={"options": ArmOptions(finetune_lr=3e-3)})
+    assert ARM_SETUPS["finetune"](TrialContext(own, fetch)).train.lr == 3e-3
 
 
 def test_small_dense_matches_the_tickets_weight_count(chains):
@@ -140,7 +218,7 @@ def test_small_dense_matches_the_tickets_weight_count(chains):
 
 
 def test_structured_arms_train_a_physically_smaller_net(chains):
-    for arm in ("lottery", "reinit", "scratch_b", "finetune", "random_prune", "supermask"):
+    for arm in ("lottery", "reinit", "scratch_b", "finetune", "random_prune"):
         setup, ctx = setup_of(chains, "structured", arm)
         assert setup.masks is None, arm
         assert count(setup.model).total_params < ctx.dense_counts.total_params, arm
@@ -170,3 +248,92 @@ def test_same_spec_and_seed_reproduce_the_same_metrics(chains):
     a, b = (run_trial(spec, chains["unstructured"].fetch) for _ in range(2))
     assert a.curves == b.curves
     assert a.metrics["final_test_acc"] == b.metrics["final_test_acc"]
+
+
+def test_small_dense_b_is_small_dense_with_scratch_b_budget(chains):
+    """Rethinking's Scratch-B for the "train small" arm: the same narrow dense net as
+    small_dense, trained for the dense steps x FLOPs(dense)/FLOPs(small net), at most
+    `scratch_b_cap` (2x) longer."""
+    e, ctx = setup_of(chains, "unstructured", "small_dense")
+    b, _ = setup_of(chains, "unstructured", "small_dense_b")
+    assert all(torch.equal(x, y) for x, y in zip(e.model.state_dict().values(),
+                                                 b.model.state_dict().values()))
+    ratio = min(2.0, ctx.dense_counts.flops / count(b.model).flops)
+    assert ratio > 1.0 and b.metrics["budget_ratio"] == ratio
+    assert b.total_steps == round(DENSE.total_steps() * ratio) > e.total_steps
+
+
+@pytest.mark.timeout(300)
+def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains):
+    """One budget rule (`study.arms.steps`): the sweep's plan shows the steps each arm really
+    trains (Scratch-B's FLOPs ratio once its mask is counted; the rewound arms from step k),
+    and every trained run records the base lr it trained at (`train_lr`)."""
+    for key in ("rewound", "structured"):
+        for arm in ARMS:
+            if arm == "dense" or (arm == "supermask" and key == "structured"):
+                continue
+            setup, _ = setup_of(chains, key, arm)
+            spec = TrialSpec(stage="imp" if arm == "lottery" else "arm", arm=arm, round=2,
+                             dense=DENSE, prune=PLANS[key])
+            planned = budget(spec, setup.metrics.get("budget_ratio"))
+            assert setup.total_steps - setup.start_step == planned, (key, arm)
+            if key == "structured":
+                continue
+            record = run_trial(spec, chains[key].fetch)  # what the loop really trained
+            assert record.metrics["train_steps"] == planned, arm
+            if not setup.trains:
+                assert "train_lr" not in record.metrics and planned == 0
+            else:
+                assert record.metrics["train_lr"] == DENSE.train.lr, arm  # constant: its own
+    store = chains["unstructured"]
+    dense = run_trial(TrialSpec(stage="dense", arm="dense", dense=DENSE), store.fetch)
+    assert dense.metrics["train_steps"] == DENSE.total_steps() and dense.metrics["train_lr"]
+    tuned = TrialSpec(stage="arm", arm="finetune", round=2, dense=DENSE,
+                      prune=PLANS["unstructured"], options=ArmOptions(lr=0.02))
+    assert run_trial(tuned, store.fetch).metrics["train_lr"] == 0.02  # an arm's own lr wins
+
+
+class Captured(Exception):
+    """Raised by a spy in place of training: the trial got as far as calling the loop."""
+
+
+@pytest.mark.timeout(300)
+def test_bn_l1_trains_only_the_nets_whose_scales_are_ranked(monkeypatch):
+    """Network Slimming in the Rethinking code: only the baseline is trained with the BN-L1
+    penalty (`-sr --s 1e-4`); fine-tune, Scratch-E and Scratch-B train without it. Here the
+    dense net and the IMP rounds of an iterative chain (each pruned by the next round, as
+    Network Slimming's multi-pass scheme retrains each pass with it) train with it; one-shot
+    rounds and every arm do not."""
+    import study.trial
+
+    dense = DenseSpec(data=DataSpec(name="digits"), model=ModelSpec(name="resnet20", width=0.125),
+                      train=TrainSpec(lr=0.05, batch_size=50, steps=2, eval_every=2, bn_l1=1e-4))
+    plans = {s: PruneSpec(granularity="structured", criterion="bn_scale", scope="global",
+                          rate=0.3, rounds=2, schedule=s) for s in ("iterative", "oneshot")}
+    penalised = {("dense", "dense", "iterative"), ("imp", "lottery", "iterative")}
+    for schedule, plan in plans.items():
+        for stage, arm in [("imp", "lottery"), *(("arm", a) for a in (
+                "finetune", "reinit", "scratch_b", "small_dense", "small_dense_b", "lottery"))]:
+            spec = TrialSpec(stage=stage, arm=arm, round=2, dense=dense, prune=plan)
+            expected = 1e-4 if (stage, arm, schedule) in penalised else 0.0
+            assert TrialContext(spec, None).train.bn_l1 == expected, (stage, arm, schedule)
+    # what the loop really receives: dense and round 1 train, the rest stop at the call
+    seen, real = [], study.trial.train
+
+    def spy(model, data, spec, **kw):
+        seen.append(spec.bn_l1)
+        if len(seen) > 2:
+            raise Captured
+        return real(model, data, spec, **kw)
+
+    monkeypatch.setattr(study.trial, "train", spy)
+    store = MemoryStore()
+    store.run(TrialSpec(stage="dense", arm="dense", dense=dense))
+    store.run(TrialSpec(stage="imp", arm="lottery", round=1, dense=dense,
+                        prune=plans["iterative"]))
+    for stage, arm, round_ in (("imp", "lottery", 2), ("arm", "finetune", 1),
+                               ("arm", "reinit", 1)):
+        with pytest.raises(Captured):
+            store.run(TrialSpec(stage=stage, arm=arm, round=round_, dense=dense,
+                                prune=plans["iterative"]))
+    assert seen == [1e-4, 1e-4, 1e-4, 0.0, 0.0]

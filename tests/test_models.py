@@ -50,3 +50,51 @@ def test_flops_count_only_unmasked_weights():
     assert pruned.nonzero_weights == kept
     assert pruned.nonzero_flops == pytest.approx(kept, abs=2)
     assert pruned.total_params == dense.total_params
+
+
+def _std_close(tensor, expected, name):
+    """Sample std within 4 standard errors (rel. SE of a std: 1/sqrt(2n)), at least 5%."""
+    tolerance = max(0.05, 4 / (2 * tensor.numel()) ** 0.5)
+    assert tensor.float().std().item() == pytest.approx(expected, rel=tolerance), name
+
+
+@pytest.mark.parametrize("name,shape", [("mlp", (40,)), ("conv2", CIFAR), ("conv4", CIFAR)])
+def test_lth_nets_use_gaussian_glorot(name, shape):
+    """Frankle & Carbin (2019), LeNet and Conv-2/4/6: "Gaussian Glorot" init, i.e. every
+    weight N(0, 2/(fan_in + fan_out)), biases zero."""
+    model = build_model(name, shape, 10, width=0.5, seed=1)
+    for layer in model.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            field = layer.weight[0, 0].numel()
+            fan_in, fan_out = layer.weight.shape[1] * field, layer.weight.shape[0] * field
+            _std_close(layer.weight, (2 / (fan_in + fan_out)) ** 0.5, layer)
+            assert (layer.bias == 0).all()
+
+
+def test_vgg_uses_the_rethinking_codes_init():
+    """The Rethinking code's CIFAR VGG (cifar/network-slimming/models/vgg.py, the same net as
+    ours): conv N(0, 2/(3·3·out_channels)), BN γ = 0.5, β = 0, and the Linear N(0, 0.01²) with
+    zero bias (not a fan_out Kaiming std of 0.447 on a 10-way layer)."""
+    model = build_model("vgg11", CIFAR, 10, width=0.5, seed=1)
+    for conv in model.convs:
+        _std_close(conv.weight, (2 / (9 * conv.out_channels)) ** 0.5, conv)
+    for bn in model.bns:
+        assert (bn.weight == 0.5).all() and (bn.bias == 0).all()
+    (fc,) = model.fcs
+    _std_close(fc.weight, 0.01, fc)
+    assert (fc.bias == 0).all()
+
+
+def test_resnet_uses_open_lths_init():
+    """open_lth's CIFAR ResNet (models/cifar_resnet.py defaults: kaiming_normal, batchnorm
+    uniform; the same net with 1x1 projection shortcuts): every conv and linear weight
+    N(0, 2/fan_in), BN γ ~ U[0, 1), β = 0, and the fc bias at PyTorch's U(±1/√fan_in)."""
+    model = build_model("resnet20", CIFAR, 10, seed=1)
+    for name, layer in model.named_modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            _std_close(layer.weight, (2 / layer.weight[0].numel()) ** 0.5, name)
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            assert layer.weight.min() >= 0 and layer.weight.max() < 1 and (layer.bias == 0).all()
+    gammas = torch.cat([m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    assert gammas.mean().item() == pytest.approx(0.5, abs=0.05)
+    assert 0 < model.fc.bias.abs().max() <= 64 ** -0.5

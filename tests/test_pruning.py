@@ -30,16 +30,45 @@ def test_layerwise_prunes_the_smallest_of_each_layer():
     assert again["a"].tolist() == [True, False, False, False]
 
 
-def test_global_scope_uses_one_threshold_and_keeps_the_output_override():
+def test_global_scope_uses_one_threshold_per_pool():
     scores = {"a": torch.tensor([1.0, 2.0, 3.0, 4.0]), "b": torch.tensor([10.0, 20.0, 30.0, 40.0]),
               "out": torch.tensor([1.0, 2.0])}
     mask = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-    new = prune_lowest(scores, mask, {"a": 0.5, "b": 0.5, "out": 0.5}, scope="global")
+    pooled = {"a": "rate", "b": "rate", "out": "rate"}
+    new = prune_lowest(scores, mask, {"a": 0.5, "b": 0.5, "out": 0.5}, pooled)
     # the 5 lowest of the pooled 10 are a's 1, 2, 3 and out's 1, 2: one threshold for all
     assert new["a"].tolist() == [False, False, False, True]
     assert new["b"].all() and not new["out"].any()
-    mask2 = prune_lowest(scores, mask, {"a": 0.5, "b": 0.5, "out": 0.1}, scope="global")
-    assert mask2["out"].all()  # the output layer's own (smaller) rate is applied on its own
+    own = {**pooled, "out": "output_rate"}  # the output override is a pool of its own
+    mask2 = prune_lowest(scores, mask, {"a": 0.5, "b": 0.5, "out": 0.5}, own)
+    assert mask2["out"].tolist() == [False, True]
+    with pytest.raises(ValueError, match="different fractions"):
+        prune_lowest(scores, mask, {"a": 0.5, "b": 0.2, "out": 0.5}, pooled)
+
+
+@pytest.mark.parametrize("name", ["conv2", "conv4"])
+def test_global_scope_pools_by_rate_field_with_lths_conv_rates(name):
+    """LTH's Conv-2/4 rates (conv 10%, fc 20%, output 10% per round) under global scope: the
+    conv layers share one threshold at 10%, the fc layers one at 20%, and the output layer
+    keeps its own 10% although it equals the conv rate. Pooling by equal rate instead would
+    put it in the conv pool, where its small weights would all go at once."""
+    model = build_model(name, (3, 32, 32), 10, width=0.25, seed=2)
+    with torch.no_grad():
+        model.fcs[-1].weight.mul_(1e-3)  # tiny output weights: the trap
+        model.fcs[1].weight.mul_(3.0)  # the fc layers differ in scale: one pool shows it
+        model.convs[0].weight.mul_(3.0)
+    plan = PruneSpec(scope="global", rate=0.2, conv_rate=0.1, output_rate=0.1)
+    mask = prune_weights(plan, 1, model, model, initial_mask(plan, model), GEN)
+    params = dict(model.named_parameters())
+    pools = {"conv": [f"convs.{i}.weight" for i in range(len(model.convs))],
+             "fc": ["fcs.0.weight", "fcs.1.weight"], "output": ["fcs.2.weight"]}
+    for pool, rate in (("conv", 0.1), ("fc", 0.2), ("output", 0.1)):
+        kept = torch.cat([params[n].detach().abs()[mask[n]] for n in pools[pool]])
+        cut = torch.cat([params[n].detach().abs()[~mask[n]] for n in pools[pool]])
+        assert cut.numel() == pytest.approx(rate * (kept.numel() + cut.numel()), abs=1), pool
+        assert cut.max() <= kept.min(), pool  # one threshold across the pool's layers
+    assert mask["fcs.0.weight"].float().mean() < 0.8 < mask["fcs.1.weight"].float().mean()
+    assert mask["convs.0.weight"].float().mean() > 0.9
 
 
 def test_magnitude_increase_is_hand_checkable():

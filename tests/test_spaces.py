@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (trials, {(stage, arm): count}, rounds per plan, seeds)
 EXPECTED = {
     "smoke": (33, {("dense", "dense"): 1, ("imp", "lottery"): 4}, {2}, [0]),
-    "quickstart": (426, {("dense", "dense"): 6, ("imp", "lottery"): 60}, {6, 4}, [0, 1, 2]),
+    "quickstart": (2240, {("dense", "dense"): 40, ("imp", "lottery"): 440}, {6, 5},
+                   [0, 1, 2, 3, 4]),
+    "scaling": (5850, {("dense", "dense"): 75, ("imp", "lottery"): 825,
+                       ("arm", "sign_constant"): 825, ("arm", "random_prune"): 825}, {6, 5},
+                [0, 1, 2, 3, 4]),
     "digits_scaling": (372, {("dense", "dense"): 12, ("imp", "lottery"): 72,
                              ("arm", "finetune"): 72, ("arm", "small_dense"): 72},
                        {3}, [0, 1, 2]),
@@ -143,6 +147,50 @@ def test_lr_regimes_crosses_lr_warmup_rewind_and_granularity(spaces):
                         t.prune.granularity == "unstructured")
     assert (unstructured.scope, unstructured.rate) == ("global", 0.2)
     assert round(unstructured.output_rate * 10_000) == 0  # the output layer keeps every weight
+
+
+def _remaining(spec: TrialSpec) -> float:
+    """Fraction of prunable weights left after the plan's last round, on a fresh net (the
+    magnitude and L1 rankings do not change how many weights each round keeps)."""
+    import torch
+
+    from study.pruning.rounds import initial_mask, prune_units, prune_weights
+    from study.pruning.structured import shrink
+
+    plan, m = spec.prune, spec.dense.model
+    net = build_model(m.name, (40,), 10, width=m.width, hidden=m.hidden)
+    mask, gen = initial_mask(plan, net), torch.Generator().manual_seed(0)
+    total = sum(p.numel() for n, p in net.named_parameters() if n in net.prunable())
+    for r in range(1, plan.rounds + 1):
+        if plan.granularity == "unstructured":
+            mask = prune_weights(plan, r, net, net, mask, gen)
+        else:
+            mask = prune_units(plan, r, shrink(net, mask) if r > 1 else net, mask, gen)
+    if plan.granularity == "unstructured":
+        return sum(int(mask[n].sum()) for n in net.prunable()) / total
+    small = shrink(net, mask)
+    return sum(p.numel() for n, p in small.named_parameters() if n in small.prunable()) / total
+
+
+@pytest.mark.parametrize("name", ["quickstart", "scaling"])
+def test_the_main_spaces_are_scaling_studies(spaces, name):
+    """4+ widths spanning 8x+, 2+ lrs a decade apart, both granularities pruned below 10% /
+    20% of the weights at every width, 5+ seeds, the arms the scaling analysis compares."""
+    trials = spaces[name].expand()
+    widths = sorted({t.dense.model.width for t in trials})
+    lrs = sorted({t.dense.train.lr for t in trials})
+    assert len(widths) >= 4 and widths[-1] / widths[0] >= 8
+    assert len(lrs) >= 2 and lrs[-1] / lrs[0] >= 10
+    assert len({t.dense.seed for t in trials}) >= 5
+    assert {"reinit", "scratch_b", "finetune", "small_dense"} <= set(spaces[name].arms)
+    deepest = {}
+    for t in trials:
+        if t.stage == "imp" and t.round == t.prune.rounds:
+            deepest.setdefault((t.dense.model.width, t.prune.granularity), t)
+    assert len(deepest) == 2 * len(widths)
+    for (width, granularity), spec in deepest.items():
+        limit = 0.10 if granularity == "unstructured" else 0.20
+        assert _remaining(spec) < limit, (width, granularity)
 
 
 def test_linked_points_may_not_fight_the_grid(tmp_path):

@@ -65,6 +65,9 @@ def _message(build) -> str:
     (lambda: DenseSpec(model=ModelSpec(name="mlp"), train=TrainSpec(lr=0.1, steps=1, bn_l1=1e-4)),
      ["train.bn_l1", "BatchNorm"]),
     (lambda: ModelSpec(name="vgg16", hidden=(10,)), ["model.hidden", "vgg16"]),
+    (lambda: TrialSpec(stage="arm", arm="supermask", round=1, dense=DENSE,
+                       prune=PruneSpec(granularity="structured", criterion="l1_filter")),
+     ["arms", "supermask", "structured", "large_final_same_sign", "unstructured"]),
 ])
 def test_each_bad_spec_gets_its_message(build, needles):
     message = _message(build)
@@ -75,3 +78,27 @@ def test_each_bad_spec_gets_its_message(build, needles):
 def test_epochs_budget_resolves_with_the_training_split():
     dense = DenseSpec(train=TrainSpec(lr=0.1, epochs=2, batch_size=100))
     assert dense.total_steps() == 2 * dense.data.train_size() // 100
+
+
+def test_ids_change_exactly_where_the_fair_arms_fixes_change_a_computation():
+    """A content-addressed store must not serve a result computed the old way: the specs whose
+    computation the fixes changed carry `revision` in their id, and no other id moves."""
+    arm = lambda name, **kw: TrialSpec(stage="arm", arm=name, round=2, dense=DENSE,  # noqa: E731
+                                       prune=PLAN, **kw)
+    assert "revision" not in arm("reinit").canonical()
+    assert arm("finetune").canonical()["revision"] == 1  # constant lr: the lr rule changed
+    assert arm("finetune").id != arm("finetune").model_copy(update={"round": 1}).id
+    step = DenseSpec(train=TrainSpec(lr=0.1, steps=1000, schedule="cosine"))
+    first = TrialSpec(stage="arm", arm="finetune", round=1, dense=step, prune=PLAN)
+    assert "revision" not in first.canonical()  # dense θT source, lr x 0.01 as before
+    vgg = DenseSpec(model=ModelSpec(name="vgg11"), train=TrainSpec(lr=0.1, steps=1000))
+    imp = TrialSpec(stage="imp", arm="lottery", round=1, dense=vgg, prune=PLAN)
+    assert imp.canonical()["dense"]["revision"] == 1  # a new θ0 reaches every descendant
+    slim = DenseSpec(model=ModelSpec(name="vgg11"),
+                     train=TrainSpec(lr=0.1, steps=1000, bn_l1=1e-4))
+    structured = PruneSpec(granularity="structured", criterion="bn_scale", rounds=2)
+    for stage, arm_, expected in (("imp", "lottery", None), ("arm", "reinit", 1)):
+        spec = TrialSpec(stage=stage, arm=arm_, round=2, dense=slim, prune=structured)
+        assert spec.canonical().get("revision") == expected, arm_
+    assert PruneSpec(scope="global", output_rate=0.1).canonical()["revision"] == 1
+    assert "revision" not in PruneSpec(scope="global").canonical()  # one pool, as before

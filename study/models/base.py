@@ -39,10 +39,52 @@ class UnitGroup:
     """Module name of the BatchNorm that scales these units (ranked by bn_scale)."""
 
 
+def glorot(module: nn.Module) -> None:
+    """LTH's LeNet and Conv-2/4/6 (Frankle & Carbin 2019, "Gaussian Glorot"): Glorot normal
+    weights, zero biases."""
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        nn.init.xavier_normal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def slimming_vgg(module: nn.Module) -> None:
+    """The CIFAR VGG of the Rethinking code (Liu et al. 2019, `cifar/network-slimming/models/
+    vgg.py`; the same net: bias-free 3x3 conv + BN + ReLU, one Linear): conv N(0, 2/(k·k·out))
+    (He et al.'s fan_out), BN γ = 0.5 and β = 0, Linear N(0, 0.01²) with zero bias."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.constant_(module.weight, 0.5)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.01)
+        nn.init.zeros_(module.bias)
+
+
+def open_lth(module: nn.Module) -> None:
+    """open_lth's CIFAR ResNet (Frankle et al.; `models/cifar_resnet.py` with its defaults
+    model_init=kaiming_normal, batchnorm_init=uniform; the same net, 1x1 projection
+    shortcuts): every conv and linear weight N(0, 2/fan_in), biases left at PyTorch's default
+    U(±1/√fan_in), BN γ ~ U[0, 1) and β = 0."""
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        nn.init.kaiming_normal_(module.weight)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.uniform_(module.weight, 0.0, 1.0)
+        nn.init.zeros_(module.bias)
+
+
+INITS = {"glorot": glorot, "slimming_vgg": slimming_vgg, "open_lth": open_lth}
+"""Each family's init, after its reference implementation (by the name a family declares)."""
+
+
 class PrunableNet(nn.Module):
-    """A model family at explicit hidden `widths`, with Glorot or Kaiming init."""
+    """A model family at explicit hidden `widths`, initialised as its reference code does."""
 
     init_scheme: str = "glorot"
+    """A key of `INITS`."""
 
     def __init__(self, widths: list[int]) -> None:
         super().__init__()
@@ -70,18 +112,8 @@ class PrunableNet(nn.Module):
         return kinds
 
     def reset_parameters(self) -> None:
-        """The papers' init: Glorot for LTH's LeNet/Conv nets, Kaiming for VGG/ResNet."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                if self.init_scheme == "glorot":
-                    nn.init.xavier_normal_(module.weight)
-                else:
-                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        """The family's init (`INITS[init_scheme]`) on every module."""
+        self.apply(INITS[self.init_scheme])
 
 
 def seeded(build, seed: int) -> PrunableNet:

@@ -1,4 +1,5 @@
-"""Plain conv stacks: LTH's Conv-2/4/6 (Glorot, no BN) and CIFAR VGG-11/16/19 (BN, Kaiming).
+"""Plain conv stacks: LTH's Conv-2/4/6 (Glorot, no BN) and CIFAR VGG-11/16/19 (BN; the init of
+the Rethinking code's VGG, `study.models.base.slimming_vgg`).
 
 Both are a feature stack described by a list of channel counts and 'M' (max-pool), followed by
 fully connected layers; VGG global-average-pools to one position per channel first.
@@ -39,7 +40,7 @@ class ConvNet(PrunableNet):
         super().__init__(widths)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.layout, self.batchnorm, self.global_pool = list(layout), batchnorm, global_pool
-        self.init_scheme = "kaiming" if batchnorm else "glorot"
+        self.init_scheme = "slimming_vgg" if batchnorm else "glorot"
         n_conv = sum(item != "M" for item in layout)
         channels, fc = self.widths[:n_conv], self.widths[n_conv:]
         self.convs, self.bns = nn.ModuleList(), nn.ModuleList()

@@ -1,4 +1,5 @@
-"""CIFAR ResNets (He et al. 2016): 3 stages of basic blocks, depth 6n+2, Kaiming init.
+"""CIFAR ResNets (He et al. 2016): 3 stages of basic blocks, depth 6n+2, open_lth's init
+(`study.models.base.open_lth`).
 
 Structured pruning removes only the *inner* channels of each block (conv1's filters, bn1, and
 conv2's matching inputs), as Li et al. (2017) do for ResNet-56/110: the channels on the residual
@@ -35,7 +36,7 @@ class Block(nn.Module):
 class ResNet(PrunableNet):
     """`stage_channels` are the residual widths; `widths` the inner width of every block."""
 
-    init_scheme = "kaiming"
+    init_scheme = "open_lth"
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, blocks_per_stage: int,
                  stage_channels: list[int], widths: list[int]) -> None:

@@ -8,12 +8,14 @@ without training, for a sweep of w:
   layers of different fan-in, where one absolute value would blow up or vanish with depth.
 - s is the sign of the survivor's θk (`signed`, Zhou et al.: the sign is what matters) or +1
   (`positive`, Gaier & Ha's single shared weight); negative w flips every layer.
-- Biases and BatchNorm keep their θk values (zero / identity at θ0 here).
+- Biases and BatchNorm keep their θk values (at θ0: zero biases and β, except the ResNet fc
+  bias, which open_lth leaves at PyTorch's default).
 
-Note for reading results: for a ReLU net whose biases are zero (θ0 with rewind step 0) the
-logits are positively homogeneous in w (scaling every layer by w>0 scales them by w^depth), so
-the accuracy is the same for every positive w and only the sign of w can change it; the sweep
-matters where biases or BatchNorm shifts are non-zero (late rewinding).
+Note for reading results: for a ReLU net whose biases are zero (θ0 with rewind step 0, every
+family but the ResNet) the logits are positively homogeneous in w (scaling every layer by w>0
+scales them by w^depth), so the accuracy is the same for every positive w and only the sign of
+w can change it; the sweep matters where biases or BatchNorm shifts are non-zero (late
+rewinding).
 
 The shared value is chosen on the validation split; test accuracy is reported at that value.
 """

@@ -1,7 +1,7 @@
 """Masks: {name: bool tensor}. Weight masks share their parameter's shape; unit masks are 1-D.
 
 `prune_lowest` is the one pruning step every schedule uses: among the survivors of `mask`,
-remove the `fraction` with the lowest scores, per tensor (layerwise) or over all (global).
+remove the `fraction` with the lowest scores, per tensor (layerwise) or per pool (global).
 """
 
 from __future__ import annotations
@@ -16,22 +16,27 @@ def full_masks(shapes: dict[str, torch.Size]) -> Masks:
 
 
 def prune_lowest(scores: dict[str, torch.Tensor], mask: Masks, fractions: dict[str, float],
-                 scope: str = "layerwise", min_keep: int = 0) -> Masks:
+                 pools: dict[str, str] | None = None, min_keep: int = 0) -> Masks:
     """Remove round(fraction x survivors) of the lowest-scoring survivors of each tensor.
 
-    Global scope ranks every tensor in `fractions` that shares the most common fraction on one
-    threshold (LTH's output-layer override keeps its own rate); `min_keep` survivors per tensor
-    are always kept (a structured layer must keep a unit).
+    `pools` ({tensor: pool name}, global scope) ranks the tensors of one pool on one threshold
+    at the pool's fraction; a tensor alone in its pool, or every tensor without `pools`
+    (layerwise), is pruned by itself. `min_keep` survivors per tensor are always kept (a
+    structured layer must keep a unit).
     """
     scores = {n: s.detach().float().cpu() for n, s in scores.items()}
     new = {n: m.clone() for n, m in mask.items()}
-    layerwise = set(fractions)
-    if scope == "global":
-        common = max(set(fractions.values()), key=list(fractions.values()).count)
-        pooled = [n for n, f in fractions.items() if f == common]
-        layerwise -= set(pooled)
-        _prune_global(scores, new, pooled, common, min_keep)
-    for name in layerwise:
+    groups: dict[str, list[str]] = {}
+    for name in fractions:
+        groups.setdefault(pools[name] if pools else name, []).append(name)
+    for pool, names in groups.items():
+        if len(names) > 1:
+            shared = {fractions[n] for n in names}
+            if len(shared) > 1:
+                raise ValueError(f"pool {pool!r}: its tensors have different fractions {shared}")
+            _prune_global(scores, new, names, shared.pop(), min_keep)
+            continue
+        (name,) = names
         alive = new[name].flatten().nonzero().squeeze(1)
         k = min(round(fractions[name] * alive.numel()), max(0, alive.numel() - min_keep))
         order = scores[name].flatten()[alive].argsort(stable=True)

@@ -54,7 +54,7 @@ def prune_weights(plan: PruneSpec, round_: int, trained: PrunableNet, init: Prun
         final, start = dict(trained.named_parameters()), dict(init.named_parameters())
         scores = {n: score(final[n].detach().cpu(), start[n].detach().cpu(), gen) for n in kinds}
     fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
-    return prune_lowest(scores, mask, fractions, plan.scope)
+    return prune_lowest(scores, mask, fractions, _pools(plan, kinds))
 
 
 def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
@@ -66,9 +66,15 @@ def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
         raw = unit_scores(trained, plan.criterion, gen)
     scores = expand(raw, mask)
     modules = dict(trained.named_modules())
-    fractions = {
-        g.name: round_fraction(
-            plan, "conv" if isinstance(modules[g.layer], nn.Conv2d) else "linear", round_)
-        for g in trained.unit_groups()
-    }
-    return prune_lowest(scores, mask, fractions, plan.scope, min_keep=1)
+    kinds = {g.name: "conv" if isinstance(modules[g.layer], nn.Conv2d) else "linear"
+             for g in trained.unit_groups()}
+    fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
+    return prune_lowest(scores, mask, fractions, _pools(plan, kinds), min_keep=1)
+
+
+def _pools(plan: PruneSpec, kinds: dict[str, str]) -> dict[str, str] | None:
+    """Global scope: one pool per rate field of the plan (`PruneSpec.rate_field`); layerwise:
+    none, every layer alone."""
+    if plan.scope != "global":
+        return None
+    return {name: plan.rate_field(kind) for name, kind in kinds.items()}
