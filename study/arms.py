@@ -50,8 +50,9 @@ def steps(spec: TrialSpec, flops_ratio: float | None = None) -> tuple[int, int]:
     arm and by the sweep's plan, which trains the difference.
 
     Dense-length arms span the dense run's T steps; the rewound ones (lottery, sign_constant,
-    random_prune, stability) resume at the rewind step k. finetune: `finetune_fraction` x T (Rethinking:
-    40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`. Untrained arms: none.
+    random_prune, stability) resume at the rewind step k. finetune: `finetune_fraction` x T
+    (Rethinking: 40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`.
+    Untrained arms: none.
     """
     total = spec.dense.total_steps()
     if spec.arm in UNTRAINED:
