@@ -20,6 +20,7 @@ from study.context import TrialContext
 from study.data import Splits
 from study.data.registry import DatasetInfo
 from study.models import build_model
+from study.plan import budget
 from study.space import Space, SpaceError, load_space
 from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec, copy_noise_seeds
 from study.train import train
@@ -110,9 +111,11 @@ def test_two_noise_seeds_give_two_endpoints_and_a_recorded_path(chain, round_):
     store = MemoryStore()
     store.artifacts = dict(chain.artifacts)
     ends = [store.run(c) for c in copies]
-    assert all(r.metrics["train_steps"] == 60 - PLAN.rewind_step for r in ends)
+    assert all(r.metrics["train_steps"] == 60 - PLAN.rewind_step == budget(c)
+               for r, c in zip(ends, copies))  # the plan's budget rule counts them right
     assert not _same(ends[0].artifacts["final.pt"], ends[1].artifacts["final.pt"])
     m = store.run(line).metrics
+    assert m["train_steps"] == budget(line) == 0
     for split in ("test", "val"):
         errors = [m[f"path_{split}_error_{i:02d}"] for i in range(21)]
         assert m[f"barrier_{split}"] == pytest.approx(max(errors) - (errors[0] + errors[-1]) / 2)
