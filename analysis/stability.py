@@ -68,9 +68,8 @@ def display(summary: pd.DataFrame) -> pd.DataFrame:
     """The barrier table in percentage points, one row per condition and k."""
     shown = summary[KEYS + ["n"]].copy()
     shown["remaining %"] = summary["remaining_pct"].round(1)
-    shown["barrier test (pp)"] = [
-        f"{100 * m:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]" if np.isfinite(lo) else f"{100 * m:.2f}"
-        for m, lo, hi in zip(summary.barrier_test, summary.t_low, summary.t_high)]
+    shown["barrier test (pp)"] = [_interval(m, lo, hi) for m, lo, hi in zip(
+        summary.barrier_test, summary.t_low, summary.t_high)]
     shown["barrier val (pp)"] = (100 * summary["barrier_val"]).round(2)
     shown["stable (< 2 pp)"] = np.where(summary["barrier_test"] < STABLE, "yes", "no")
     return shown
@@ -127,9 +126,8 @@ def gap_display(joined: pd.DataFrame) -> pd.DataFrame:
     shown = joined[["dataset", "model", "width", "lr", "net", "rewind_step", "round"]].copy()
     shown["remaining %"] = joined["remaining_pct"].round(1)
     shown["barrier (pp)"] = (100 * joined["barrier_test"]).round(2)
-    shown["lottery − reinit (pp)"] = [f"{100 * g:.2f} [{100 * lo:.2f}, {100 * hi:.2f}]"
-                                      for g, lo, hi in zip(joined.gap, joined.gap_low,
-                                                           joined.gap_high)]
+    shown["lottery − reinit (pp)"] = [_interval(g, lo, hi) for g, lo, hi in zip(
+        joined.gap, joined.gap_low, joined.gap_high)]
     shown["verdict"] = joined["verdict"]
     return shown
 
@@ -204,6 +202,13 @@ def scatter(joined: pd.DataFrame, corr: dict[str, float]):
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    """'m [low, high]' in percentage points; the mean alone without an interval (one seed)."""
+    if not np.isfinite(low):
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} [{100 * low:.2f}, {100 * high:.2f}]"
 
 
 def _nets(values) -> list[str]:
