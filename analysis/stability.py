@@ -154,6 +154,10 @@ def sentences(joined: pd.DataFrame, corr: dict[str, float]) -> list[str]:
               f"(barrier < {100 * STABLE:g} pp) show the lottery effect (lottery beats reinit, "
               f"Holm-adjusted paired t test), against {int((~stable & effect).sum())} of "
               f"{int((~stable).sum())} unstable ones.")
+    untested = int((joined["verdict"] == "too few seeds").sum())
+    if untested:
+        counts += (f" {untested} of {len(joined)} conditions have too few seeds for the paired "
+                   "test and count as showing no effect.")
     if np.isnan(corr["r"]):
         why = (f"only {corr['n']} condition(s) with both measured" if corr["n"] < MIN_CONDITIONS
                else "the barrier or the gap does not vary across conditions")

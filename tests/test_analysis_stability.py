@@ -131,3 +131,6 @@ def test_too_few_conditions_are_said_so():
     first, counts = stability.sentences(joined, corr)
     assert "cannot be told" in first and "only 2 condition(s)" in first
     assert counts.startswith("1 of 1 stable subnetworks")
+    assert "too few seeds" not in counts
+    joined["verdict"] = "too few seeds"
+    assert "2 of 2 conditions have too few seeds" in stability.sentences(joined, corr)[1]
