@@ -115,7 +115,7 @@ def _row(run) -> dict:
     row = {k.removeprefix("study."): tags.get(k) for k in REQUIRED + OPTIONAL}
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})
     row.update(run_id=run.info.run_id, status=run.info.status, start_time=run.info.start_time,
-               launch=tags.get("mlflow.parentRunId"))
+               launch=tags.get("study.launch", tags.get("mlflow.parentRunId")))  # or older
     return row
 
 

@@ -27,6 +27,9 @@ ChannelsLastOpt = Annotated[bool | None, typer.Option(
     "space's channels_last, off: it can crash small conv nets on some CPUs).")]
 CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
+PackOpt = Annotated[int | None, typer.Option(
+    "--pack-size", min=1, help="Train up to K ready trials of one shape as one stacked model "
+    "(each still its own trial and run); 1: one at a time. Default: 16 on CPU, 64 on a GPU.")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -51,9 +54,17 @@ def _execution(device: str, channels_last: bool | None, compile: bool, space=Non
     return Execution(device, channels_last, compile)
 
 
+def _pack_size(pack_size: int | None, device: str) -> int:
+    from study.pack import default_pack_size
+
+    return pack_size if pack_size is not None else default_pack_size(device)
+
+
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
-             device: str = "cpu"):
-    """Load and validate the space, the selection and the store, before any work starts."""
+             device: str = "cpu", open_store: bool = True):
+    """Load and validate the space, the selection and the store, before any work starts.
+    `open_store=False` (a dry run) reads the store if there is one and writes nothing: the
+    tracker returned is None."""
     from study.execution import bf16_supported
     from study.space import SpaceError, load_space
     from study.space import select as select_trials
@@ -75,7 +86,7 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
             raise SpaceError(f"train.precision: bf16 needs a GPU with bfloat16 (Ampere or newer)"
                              f" and {device} has none; set precision fp32 or run on the CPU")
         _check_data(trials)
-        tracker = Tracker(space.name, uri)
+        tracker = Tracker(space.name, uri) if open_store else None
     except (SpaceError, TrackingError, FileNotFoundError) as err:
         raise fail(str(err)) from None
     return space, source, trials, tracker
@@ -118,8 +129,8 @@ def run(space: SpaceArg,
         isolate: Annotated[bool, typer.Option(
             "--isolate/--no-isolate", help="Run trials in a watched child process, so a crash "
             "or hang is recorded and the run goes on (--no-isolate: in this process, for a "
-            "debugger).")] = True) -> None:
-    """Run every trial of SPACE here, one after the other (no Ray)."""
+            "debugger).")] = True, pack_size: PackOpt = None) -> None:
+    """Run every trial of SPACE here, one pack after the other (no Ray)."""
     from study.runner import run_sequential
 
     _execution(device, channels_last, compile)
@@ -127,7 +138,8 @@ def run(space: SpaceArg,
                                                device)
     execution = _execution(device, channels_last, compile, loaded)
     counts = run_sequential(loaded, source, trials, tracker, execution=execution,
-                            echo=typer.echo, isolate=isolate)
+                            echo=typer.echo, isolate=isolate,
+                            pack_size=_pack_size(pack_size, device))
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -147,23 +159,26 @@ def sweep(space: SpaceArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")]
           = False,
           device: DeviceOpt = "cpu", channels_last: ChannelsLastOpt = None,
-          compile: CompileOpt = False) -> None:
+          compile: CompileOpt = False, pack_size: PackOpt = None) -> None:
     """Run SPACE on Ray Tune: matched trials in dependency order, idempotent and resumable."""
     _check_address(address)
     _execution(device, channels_last, compile)
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
-                                               device)
+                                               device, open_store=not dry_run)
     execution = _execution(device, channels_last, compile, loaded)
     from study.plan import describe
+    from study.tracking import default_uri, done_ids
 
-    typer.echo(describe(loaded, trials, set(tracker.done())))
+    done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
+    typer.echo(describe(loaded, trials, done))
     if dry_run:
         return
     from study.sweep import run_sweep
 
     try:
         counts = run_sweep(loaded, source, trials, tracker, address=address,
-                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo)
+                           max_concurrent=max_concurrent, execution=execution, echo=typer.echo,
+                           pack_size=_pack_size(pack_size, device))
     except ConnectionError as err:
         raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")
@@ -205,7 +220,8 @@ def quickstart(tracking_uri: UriOpt = None,
                ) -> None:
     """The offline MNIST-1D study end to end: sweep, then figures and the verdict."""
     sweep("quickstart", tracking_uri=tracking_uri, select=None, data_dir=None, address=None,
-          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False)
+          max_concurrent=None, dry_run=False, device="cpu", channels_last=None, compile=False,
+          pack_size=None)
     analyze("quickstart", out=out / "quickstart", tracking_uri=tracking_uri)
 
 
@@ -247,14 +263,17 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
               "against the critical path.")] = None,
           part: Annotated[list[str] | None, typer.Option(
               "--part", help="Run only these: trainer, options, orchestration, inference, "
-              "efficiency.")]
+              "efficiency, packed.")]
           = None,
           threads: Annotated[int, typer.Option(min=1, help="Torch threads in-process.")] = 1,
-          docs: Annotated[bool, typer.Option(help="Copy speed.png to docs/figures/.")] = True,
+          docs: Annotated[bool, typer.Option(help="Also refresh the README's figure "
+                                             "docs/figures/speed.png (a checkout only).")]
+          = False,
           profile: Annotated[bool, typer.Option(help="cProfile each part: OUT/profile/*.txt")]
           = False,
-          device: Annotated[str, typer.Option(help="Where the options part trains: cuda for "
-                                              "the GPU check (the others measure the CPU).")]
+          device: Annotated[str, typer.Option(help="Where the options and packed parts train: "
+                                              "cuda for the GPU check (the others measure the "
+                                              "CPU).")]
           = "cpu") -> None:
     """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
     from study.bench import PARTS, BenchConfig, run_bench
@@ -272,6 +291,48 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
                         profile=profile)
     typer.echo(results["table"])
     typer.echo(f"wrote {', '.join(results['files'].values())}")
+
+
+@app.command()
+def ui(tracking_uri: UriOpt = None,
+       port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
+       host: Annotated[str, typer.Option(help="Address to bind (default: this machine only)."
+                                         )] = "127.0.0.1") -> None:
+    """Browse the study's runs in the MLflow UI (telemetry off; Ctrl-C stops it)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from study.tracking import artifact_root, default_uri, store_exists
+
+    uri = tracking_uri or default_uri()
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"{uri} is a tracking server, which serves the UI itself: open it in a browser")
+        return
+    if not store_exists(uri):
+        raise fail(f"--tracking-uri {uri}: no tracking store there; run `study run` or "
+                   "`study sweep` first, or point --tracking-uri at a store")
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            raise fail(f"--port {port}: cannot listen on {host}:{port} ({err}); "
+                       "pass another --port") from None
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    root = artifact_root(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    # MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments"
+               "?workflowType=machine_learning (Ctrl-C stops it)")
+    server = subprocess.Popen(command, start_new_session=True)  # telemetry off: inherited
+    try:
+        server.wait()
+    except KeyboardInterrupt:  # stop the server and its workers cleanly, without a trace
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -9,10 +9,19 @@ import torch
 
 from study.arms import steps
 from study.models import build_model
+from study.progress import clock_text
 from study.space import Space
 from study.specs import TrialSpec
 
 CALIBRATION_STEPS = 30
+WARMUP_STEPS = 10
+"""Untimed steps first: a process's first steps pay for allocation and kernel selection (on a
+fresh install they made the estimate 20x too long)."""
+
+
+def threads_for(space: Space) -> int:
+    """Torch threads of one trial: its CPUs (the same in `run` and `sweep`, so the same numbers)."""
+    return max(1, int(space.resources.cpu))
 
 
 def budget(spec: TrialSpec, flops_ratio: float | None = None) -> int:
@@ -22,20 +31,32 @@ def budget(spec: TrialSpec, flops_ratio: float | None = None) -> int:
     return total - start
 
 
-def seconds_per_step(spec: TrialSpec) -> float:
-    """Time a few training steps of the dense model on random data of the right shape."""
+def seconds_per_step(spec: TrialSpec, threads: int = 1) -> float:
+    """Time training steps of the dense model on random data of the right shape, with a trial's
+    torch threads, after a warm-up; the fastest of three timed blocks (a busy machine only ever
+    makes a block slower)."""
     info = spec.dense.data.info()
     model = build_model(spec.dense.model.name, info.input_shape, info.num_classes,
                         width=spec.dense.model.width, hidden=spec.dense.model.hidden)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     x = torch.randn(spec.dense.train.batch_size, *info.input_shape)
     y = torch.randint(0, info.num_classes, (len(x),))
-    start = time.perf_counter()
-    for _ in range(CALIBRATION_STEPS):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return (time.perf_counter() - start) / CALIBRATION_STEPS
+
+    def steps(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        return time.perf_counter() - start
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        steps(WARMUP_STEPS)
+        return min(steps(CALIBRATION_STEPS) for _ in range(3)) / CALIBRATION_STEPS
+    finally:
+        torch.set_num_threads(previous)
 
 
 def describe(space: Space, trials: list[TrialSpec], done: set[str]) -> str:
@@ -50,10 +71,11 @@ def describe(space: Space, trials: list[TrialSpec], done: set[str]) -> str:
         for t in todo:
             key = (t.dense.model, t.dense.data.name, t.dense.train.batch_size)
             if key not in per_model:
-                per_model[key] = seconds_per_step(t)
+                per_model[key] = seconds_per_step(t, threads_for(space))
         compute = sum(budget(t) * per_model[(t.dense.model, t.dense.data.name,
                                              t.dense.train.batch_size)] for t in todo)
-        lines.append(f"  {steps:,} training steps; ~{compute / 60:.1f} CPU-minutes of training "
-                     f"(calibrated here, {space.resources.cpu:g} CPU per trial; evaluation and "
-                     "recording add to it)")
+        lines.append(f"  {steps:,} training steps: {clock_text(compute)} of bare training steps "
+                     f"at {space.resources.cpu:g} CPU per trial, timed here; start-up, "
+                     "evaluation and records come on top, so the time left is shown once the "
+                     "first trials have finished")
     return "\n".join(lines)

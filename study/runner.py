@@ -1,10 +1,10 @@
 """`study run`: every trial of a space, one after the other, recorded as it finishes.
 
-The debugging path, and the reference the Ray sweep must agree with: the same `record_trial`
-runs and records each trial in both. Trials run in a supervised child process
-(`study.worker`), so one that crashes or hangs native code is recorded FAILED and the run goes
-on; `isolate=False` runs them in this process (for a debugger). A launch skips every id
-already done in the store.
+The debugging path, and the reference the Ray sweep must agree with: the same `record_pack`
+runs and records each pack of trials (`study.pack`) in both. Packs run in a supervised child
+process (`study.worker`), so one that crashes or hangs native code is recorded FAILED and the
+run goes on; `isolate=False` runs them in this process (for a debugger). A launch skips every
+id already done in the store.
 """
 
 from __future__ import annotations
@@ -16,37 +16,68 @@ from pathlib import Path
 import torch
 
 from study.execution import Execution
+from study.pack import next_pack, run_pack
+from study.plan import budget, threads_for
+from study.progress import ProgressLine
 from study.space import Space
 from study.specs import TrialSpec
-from study.tracking import ArtifactError, Tracker, UpstreamFailed, UpstreamNotReady
+from study.tracking import Tracker, run_name
 from study.train import Checkpointer
-from study.trial import TrialRecord, run_trial
+from study.trial import TrialRecord
 
 BLOCKED_SHOWN = 20
 
 
-def threads_for(space: Space) -> int:
-    """Torch threads of one trial: its CPUs (the same in `run` and `sweep`, so the same numbers)."""
-    return max(1, int(space.resources.cpu))
-
-
-def execute(spec: TrialSpec, tracker: Tracker, execution: Execution | None = None,
-            checkpointer: Checkpointer | None = None, on_eval=None) -> TrialRecord:
-    """Run one trial against the store's upstream artifacts; a failed parent means skipped."""
+def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
+                launch: str | None, checkpointer: Checkpointer | None = None,
+                extra_tags: dict[str, str] | None = None, stacked: bool = True,
+                upstream: Tracker | None = None) -> dict[str, TrialRecord | Exception]:
+    """Run one pack inside its members' live runs: what a `study run` worker and a sweep actor
+    both do. Each member's run is created RUNNING before the pack starts, its curves are
+    logged at each evaluation, then it ends FINISHED with its record, or FAILED with the error
+    (a bad or missing upstream artifact) that failed it alone: the next launch redoes it.
+    {id: record or error}. `upstream`: where parents' artifacts are read (default `tracker`)."""
+    tags = {**execution.tags(), **(extra_tags or {})}
+    runs = {s.id: tracker.start(s, parent=launch, tags=tags) for s in specs}
     try:
-        return run_trial(spec, tracker.load, execution, checkpointer, on_eval)
-    except UpstreamFailed as err:
-        return TrialRecord("skipped", {}, [], tags={"study.skip_reason": str(err)[:500]})
+        outcomes = run_pack(specs, (upstream or tracker).load, execution, checkpointer,
+                            on_eval=lambda spec: runs[spec.id].log_eval, stacked=stacked)
+    except BaseException as err:
+        for run in runs.values():
+            run.fail(f"{type(err).__name__}: {err}")
+        raise
+    for spec in specs:
+        outcome = outcomes[spec.id]
+        if isinstance(outcome, Exception):
+            runs[spec.id].fail(f"{type(outcome).__name__}: {outcome}")
+        else:
+            runs[spec.id].finish(outcome)
+    return outcomes
 
 
-def record_trial(spec: TrialSpec, tracker: Tracker, execution: Execution, launch: str,
+def record_trial(spec: TrialSpec, tracker: Tracker, execution: Execution, launch: str | None,
                  checkpointer: Checkpointer | None = None,
-                 extra_tags: dict[str, str] | None = None) -> TrialRecord:
-    """Run one trial and write its run: what a `study run` worker and a sweep actor both do."""
-    record = execute(spec, tracker, execution, checkpointer)
-    tracker.record(spec, record.outcome, record.metrics, record.curves, record.artifacts,
-                   parent=launch, extra_tags={**record.tags, **(extra_tags or {})})
-    return record
+                 extra_tags: dict[str, str] | None = None,
+                 upstream: Tracker | None = None) -> TrialRecord:
+    """One trial alone, as a plain module (a pack of one); its error, if it failed, raised."""
+    outcome = record_pack([spec], tracker, execution, launch, checkpointer, extra_tags,
+                          stacked=False, upstream=upstream)[spec.id]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
+                  runner: str) -> dict[str, object]:
+    """What a launch run records as params: its space, size and resources per trial."""
+    return {"space": space.name, "runner": runner, "trials": len(trials), "to_run": len(todo),
+            "resources.cpu": space.resources.cpu, "resources.gpu": space.resources.gpu}
+
+
+def outcome_text(spec: TrialSpec, outcome: str, test_acc: float | None) -> str:
+    """How a finished trial reads on the progress line: its run's name, outcome, accuracy."""
+    acc = f", test_acc {test_acc:.4f}" if test_acc is not None else ""
+    return f"{run_name(spec)} {outcome}{acc}"
 
 
 def describe(spec: TrialSpec) -> str:
@@ -55,7 +86,7 @@ def describe(spec: TrialSpec) -> str:
             f"lr {spec.dense.train.lr:g} width {spec.dense.model.width:g} ({spec.id})")
 
 
-def list_blocked(blocked: list[TrialSpec], echo: Callable[[str], None]) -> None:
+def list_blocked(blocked: list[TrialSpec], echo: Callable[[str], object]) -> None:
     """Name the trials not run because a trial they depend on failed."""
     if not blocked:
         return
@@ -73,29 +104,37 @@ class _InProcess:
     def __init__(self, tracker: Tracker, execution: Execution) -> None:
         self.tracker, self.execution = tracker, execution
 
-    def run(self, spec: TrialSpec, launch: str) -> tuple[str, dict[str, float]]:
-        record = record_trial(spec, self.tracker, self.execution, launch)
-        return record.outcome, record.metrics
+    def run(self, specs: list[TrialSpec], launch: str,
+            stacked: bool) -> dict[str, tuple[str, dict[str, float]] | Exception]:
+        outcomes = record_pack(specs, self.tracker, self.execution, launch, stacked=stacked)
+        return {i: r if isinstance(r, Exception) else (r.outcome, r.metrics)
+                for i, r in outcomes.items()}
 
     def close(self) -> None:
         pass
 
 
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
-                   execution: Execution | None = None, echo: Callable[[str], None] = print,
-                   isolate: bool = True) -> dict[str, int]:
-    """Run the trials not yet done, upstream first; returns counts per outcome."""
+                   execution: Execution | None = None,
+                   echo: Callable[[str], object] | None = print,
+                   isolate: bool = True, pack_size: int = 1) -> dict[str, int]:
+    """Run the trials not yet done, upstream first, in packs of up to `pack_size` ready trials
+    (`study.pack`; 1: each trial alone, as a plain module); returns counts per outcome.
+    `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
     from study.worker import TrialWorker, WorkerDied
 
     execution = execution or Execution()
     torch.set_num_threads(threads_for(space))
+    line = ProgressLine(echo)
     closed = tracker.close_dangling()
     if closed:
-        echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
-    done = tracker.done()
-    todo = [t for t in trials if t.id not in done]
-    echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
-    launch = tracker.start_launch(space.name, {"space.py": source})
+        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+    done = set(tracker.done())
+    pending = [t for t in trials if t.id not in done]
+    line.say(f"{len(trials)} trials, {len(trials) - len(pending)} already done, "
+             f"{len(pending)} to run")
+    launch = tracker.start_launch(space.name, source,
+                                  launch_params(space, trials, pending, "run"))
     counts: dict[str, int] = {}
     failed: set[str] = set()
     blocked: list[TrialSpec] = []
@@ -103,34 +142,52 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     worker = (TrialWorker(space.name, tracker.uri, execution, threads_for(space),
                           Path(faults.name), space.stall_seconds)
               if isolate else _InProcess(tracker, execution))
+    line.begin({t.id: budget(t) for t in pending})
     try:
-        for i, spec in enumerate(todo, 1):
-            if any(p.id in failed for p in spec.parents()):
-                failed.add(spec.id)
-                blocked.append(spec)
-                continue
+        while pending:
+            cut = [s for s in pending if any(p.id in failed for p in s.parents())]
+            failed |= {s.id for s in cut}
+            blocked += cut
+            for spec in cut:
+                line.finished(spec.id, f"{run_name(spec)} blocked: a parent failed")
+            pending = [s for s in pending if s.id not in failed]
+            # nothing ready (a parent is missing): the next trial runs and fails as it would alone
+            group = next_pack(pending, done, pack_size) or pending[:1]
+            if not group:
+                break
+            pending = [s for s in pending if s not in group]
+            for spec in group:
+                line.started(spec.id)
             try:
-                outcome, metrics = worker.run(spec, launch)
-            except (ArtifactError, UpstreamNotReady) as err:
-                outcome, metrics = "failed", {}
-                echo(f"[{i}/{len(todo)}] {spec.arm} round {spec.round} failed: {err}")
-            except WorkerDied as err:
-                outcome, metrics = "failed", {}
-                tracker.fail(spec, str(err), parent=launch, extra_tags=execution.tags())
-                echo(f"[{i}/{len(todo)}] FAILED {describe(spec)}: {err}")
-            if outcome == "failed":
-                failed.add(spec.id)
-            else:
-                acc = metrics.get("final_test_acc", float("nan"))
-                echo(f"[{i}/{len(todo)}] {describe(spec)} {outcome:<8} test_acc {acc:.4f}")
-            counts[outcome] = counts.get(outcome, 0) + 1
+                outcomes = worker.run(group, launch, pack_size > 1)
+            except WorkerDied as err:  # the pack's process died: each unrecorded member failed
+                outcomes = {s.id: err for s in group}
+                for spec in group:
+                    if not tracker.is_done(spec.id):
+                        tracker.fail(spec, str(err), parent=launch, extra_tags=execution.tags())
+            pack = f" (pack of {len(group)})" if len(group) > 1 else ""
+            for spec in group:
+                reply = outcomes[spec.id]
+                if isinstance(reply, Exception):
+                    outcome = "failed"
+                    failed.add(spec.id)
+                    text = (f"FAILED {describe(spec)}: {reply}" if isinstance(reply, WorkerDied)
+                            else f"{run_name(spec)} failed: {reply}")
+                    line.finished(spec.id, text, failed=True)
+                else:
+                    outcome, metrics = reply
+                    done.add(spec.id)
+                    line.finished(spec.id, outcome_text(spec, outcome,
+                                                        metrics.get("final_test_acc")) + pack)
+                counts[outcome] = counts.get(outcome, 0) + 1
     except BaseException:
         tracker.end_launch(launch, failed=True)
         raise
     finally:
+        line.close()
         worker.close()
         faults.cleanup()
-    list_blocked(blocked, echo)
+    list_blocked(blocked, line.say)
     if blocked:
         counts["blocked"] = len(blocked)
     tracker.end_launch(launch, failed=bool(failed))

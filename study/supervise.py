@@ -116,7 +116,8 @@ def _innermost_frame(lines: list[str]) -> str | None:
 class Watchdog(threading.Thread):
     """Stops a process whose training makes no progress for max(floor, 50 x typical step).
 
-    Before the first step only the floor applies (the first step also pays for warm-up).
+    The typical step is measured from this trial's own steps, from the first one it sees on;
+    until then only the floor applies (the first step also pays for warm-up).
     """
 
     def __init__(self, fault: FaultFile, floor_seconds: float, beats: Heartbeat = heartbeat,
@@ -126,27 +127,33 @@ class Watchdog(threading.Thread):
         self._stop = threading.Event()
         self.started_at = time.perf_counter()
         self.first_beat = beats.beats  # beats of earlier trials in this process do not count
+        self._mark: tuple[int, float] | None = None  # (beats, time) when first seen stepping
+
+    def typical_step(self) -> float | None:
+        """Mean seconds per step since the first step seen (evaluations included)."""
+        if self._mark is None and self.beats.beats > self.first_beat:
+            self._mark = (self.beats.beats, self.beats.last)
+        if self._mark is None or self.beats.beats <= self._mark[0]:
+            return None
+        return (self.beats.last - self._mark[1]) / (self.beats.beats - self._mark[0])
 
     def limit(self) -> float:
-        typical = self.beats.typical_step_seconds() if self._beaten() else None
+        typical = self.typical_step()
         return max(self.floor, STALL_FACTOR * typical) if typical else self.floor
 
-    def _beaten(self) -> bool:
-        return self.beats.beats > self.first_beat
-
     def idle(self) -> float:
-        last = self.beats.last if self._beaten() else None
+        last = self.beats.last if self.beats.beats > self.first_beat else None
         return time.perf_counter() - max(last or 0.0, self.started_at)
 
     def run(self) -> None:
         while not self._stop.wait(self.poll):
             idle, limit = self.idle(), self.limit()
             if idle > limit:
-                typical = self.beats.typical_step_seconds() if self._beaten() else None
+                typical = self.typical_step()
+                step = self.beats.step if self.beats.beats > self.first_beat else 0
                 self.fault.note(
-                    f"{STALLED} no training progress for {idle:.0f} s at step "
-                    f"{self.beats.step if self._beaten() else 0} (limit {limit:.0f} s = max("
-                    f"{self.floor:g} s, {STALL_FACTOR} x typical step "
+                    f"{STALLED} no training progress for {idle:.0f} s at step {step} (limit "
+                    f"{limit:.0f} s = max({self.floor:g} s, {STALL_FACTOR} x typical step "
                     f"{f'{typical:.3f} s' if typical else 'unknown'})); process stopped")
                 os.kill(os.getpid(), signal.SIGKILL)
 

@@ -2,17 +2,19 @@
 
 A Tune `Searcher` hands out a trial only once every parent it reads (the dense net, the previous
 IMP round) is recorded, so the arms of round r start as soon as round r's mask exists and run in
-parallel with round r+1. Each trial runs the same `execute` as `study run` and records itself in
-the tracking store, where its children read its artifacts (checksum verified): on one machine or
-on any node of a cluster. Trials checkpoint through Tune and resume after a worker dies.
+parallel with round r+1. A Tune trial is a pack (`study.pack`): it runs the same `run_pack` as
+`study run` and records each of its trials in the tracking store, where their children read
+their artifacts (checksum verified), on one machine or on any node of a cluster. Packs
+checkpoint through Tune and resume, every member where it was, after a worker dies.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,38 +24,42 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from study.execution import Execution
-from study.runner import describe, list_blocked, record_trial, threads_for
+from study.pack import next_pack
+from study.plan import budget, threads_for
+from study.progress import ProgressLine
+from study.runner import describe, launch_params, list_blocked, outcome_text, record_pack
 from study.space import Space
 from study.specs import TrialSpec
-from study.supervise import Supervised, death_message, read_report, trial_header
-from study.tracking import Tracker
+from study.supervise import Supervised, death_message, read_report
+from study.tracking import Tracker, run_name
 from study.train import Checkpointer
+from study.worker import pack_header
 
 
 class DependencySearcher(Searcher):
-    """Suggests each pending trial once all its parents are done; FINISHED when none can be."""
+    """Suggests packs of up to `pack_size` pending trials, each trial once all its parents are
+    done (`study.pack.next_pack`: one shape per pack); FINISHED when none can be."""
 
     def __init__(self, trials: list[TrialSpec], done: set[str],
-                 on_change: Callable[[DependencySearcher], None] | None = None) -> None:
+                 on_change: Callable[[DependencySearcher], None] | None = None,
+                 pack_size: int = 1) -> None:
         super().__init__()
-        self.pending = list(trials)
+        self.pending, self.pack_size = list(trials), pack_size
         self.done, self.failed, self.running = set(done), set(), {}
+        self.errors: dict[str, str] = {}  # trial id: why it failed (not its blocked children)
         self.blocked: list[TrialSpec] = []  # never run: a trial they depend on failed
         self.on_change = on_change or (lambda s: None)
-
-    def _ready(self, spec: TrialSpec) -> bool:
-        return all(p.id in self.done for p in spec.parents())
 
     def _blocked(self, spec: TrialSpec) -> bool:
         return any(p.id in self.failed for p in spec.parents())
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        for i, spec in enumerate(self.pending):
-            if self._ready(spec):
-                del self.pending[i]
-                self.running[trial_id] = spec
-                self.on_change(self)
-                return {"id": spec.id}  # the spec travels in the trainable, not the state
+        pack = next_pack(self.pending, self.done, self.pack_size)
+        if pack:
+            self.pending = [s for s in self.pending if s not in pack]
+            self.running[trial_id] = pack
+            self.on_change(self)
+            return {"ids": [s.id for s in pack]}  # the specs travel in the trainable
         while blocked := [s for s in self.pending if self._blocked(s)]:  # and their children
             self.blocked += blocked
             self.failed |= {s.id for s in blocked}
@@ -64,10 +70,26 @@ class DependencySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        spec = self.running.pop(trial_id, None)
-        if spec is not None:
-            (self.failed if error else self.done).add(spec.id)
+        """A pack ended: its members are done, except those it reports failed (a bad upstream
+        artifact) and, if the pack itself errored, all of them."""
+        pack = self.running.pop(trial_id, [])
+        failed = _failed(result)
+        for spec in pack:
+            if error or spec.id in failed:
+                self.failed.add(spec.id)
+                self.errors[spec.id] = failed.get(spec.id, "the pack's worker failed")
+            else:
+                self.done.add(spec.id)
         self.on_change(self)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the tracking store is the state, and a relaunch rebuilds the queue
+        from it (Tune would otherwise warn at every experiment checkpoint)."""
+
+
+def _failed(result: dict | None) -> dict[str, str]:
+    """{trial id: error} of the members a pack reported failed."""
+    return json.loads((result or {}).get("failed") or "{}")
 
 
 class TuneCheckpointer(Checkpointer):
@@ -89,26 +111,38 @@ class TuneCheckpointer(Checkpointer):
 
 def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
                    execution: Execution, threads: int, faults: Path, stall_seconds: float,
-                   checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0):
-    """The Tune function trainable: run the trial whose id the searcher suggests and record it
-    (once) in the store, under a fault file and a stall watchdog (`study.supervise`). The
-    specs ride in the trainable, shipped once per worker: in a trial's config, Tune would copy
-    each into its experiment state, which it rewrites throughout the sweep (16 KB a trial,
-    gigabytes of writes for the quickstart)."""
+                   checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0,
+                   pack_size: int = 1):
+    """The Tune function trainable: run the pack whose ids the searcher suggests and record
+    each member (once) in the store, under a fault file (named after the pack's first trial)
+    and a stall watchdog (`study.supervise`). The specs ride in the trainable, shipped once
+    per worker: in a trial's config, Tune would copy each into its experiment state, which it
+    rewrites throughout the sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
     specs = {t.id: t.model_dump_json() for t in trials}
 
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
-        spec = TrialSpec.model_validate_json(specs[config["id"]])
         tracker = Tracker(experiment, uri, probe=False)
-        if not tracker.is_done(spec.id):  # a retry after the record was written: nothing to do
+        # a retry after some records were written: only the rest
+        todo = [TrialSpec.model_validate_json(specs[i]) for i in config["ids"]
+                if not tracker.is_done(i)]
+        failed, recorded = {}, {}
+        if todo:
             node = ray.get_runtime_context().get_node_id()
-            with Supervised(faults / f"{spec.id}.txt",
-                            f"{trial_header(spec, execution)}, node {node}", stall_seconds):
-                record_trial(spec, tracker, execution, launch,
-                             TuneCheckpointer(checkpoint_every, checkpoint_seconds),
-                             extra_tags={"study.node": node})
-        tune.report({"trial_done": 1})
+            with Supervised(faults / f"{config['ids'][0]}.txt",
+                            f"{pack_header(todo, execution)}, node {node}", stall_seconds):
+                # a killed attempt's runs stay RUNNING (a failed one FAILED) until Tune's
+                # retry resumes them: one run per trial and launch
+                outcomes = record_pack(todo, tracker, execution, launch,
+                                       TuneCheckpointer(checkpoint_every, checkpoint_seconds),
+                                       extra_tags={"study.node": node}, stacked=pack_size > 1)
+            # not recorded: the next launch redoes them
+            failed = {i: str(r)[:500] for i, r in outcomes.items() if isinstance(r, Exception)}
+            recorded = {i: [r.outcome, r.metrics.get("final_test_acc")]
+                        for i, r in outcomes.items() if not isinstance(r, Exception)}
+        # strings: Tune keeps them as they are
+        tune.report({"trial_done": 1, "failed": json.dumps(failed),
+                     "recorded": json.dumps(recorded)})
 
     return trainable
 
@@ -128,20 +162,22 @@ class RecordFailures(tune.Callback):
         return {**self.__dict__, "specs": {}}
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        spec = self.specs.get(trial.config.get("id"))
-        if spec is None:
+        pack = [self.specs[i] for i in trial.config.get("ids", []) if i in self.specs]
+        if not pack:
             return
-        report = read_report(self.faults / f"{spec.id}.txt")
+        header = pack_header(pack, self.execution)
+        report = read_report(self.faults / f"{pack[0].id}.txt")
         ray_error = _ray_error(trial)
         if report is None and "died" not in ray_error:  # an exception, not a death
-            message = f"the trial raised an error; {trial_header(spec, self.execution)}; " \
-                      f"{ray_error}"
+            message = f"the trial raised an error; {header}; {ray_error}"
         else:
-            message = death_message(report, trial_header(spec, self.execution),
-                                    detail=ray_error)
-        self.failures[spec.id] = message
-        Tracker(self.experiment, self.uri, probe=False).fail(
-            spec, message, parent=self.launch, extra_tags=self.execution.tags())
+            message = death_message(report, header, detail=ray_error)
+        tracker = Tracker(self.experiment, self.uri, probe=False)
+        for spec in pack:  # every member the pack had not recorded yet
+            if not tracker.is_done(spec.id):
+                self.failures[spec.id] = message
+                tracker.fail(spec, message, parent=self.launch,
+                             extra_tags=self.execution.tags())
 
 
 def _ray_error(trial) -> str:
@@ -157,36 +193,63 @@ def _ray_error(trial) -> str:
 
 
 class Progress(tune.Callback):
-    """One line per finished trial: done / running / failed / total and an ETA."""
+    """Feeds Tune's trial events to the progress line, a line per member of each pack (the
+    members' ids ride in the config)."""
 
-    def __init__(self, total: int, echo: Callable[[str], None]) -> None:
-        self.total, self.echo, self.start = total, echo, time.monotonic()
-        self.finished = self.errored = 0
+    def __init__(self, line: ProgressLine, specs: dict[str, TrialSpec]) -> None:
+        self.line, self.specs = line, specs
 
     def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment state
-        return {**self.__dict__, "echo": print}
+        return {"line": None, "specs": {}}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        for trial_id in trial.config["ids"]:
+            self.line.started(trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.finished += 1
-        self._line(trials)
+        result = trial.last_result or {}
+        failed = _failed(result)
+        recorded = json.loads(result.get("recorded") or "{}")
+        for trial_id in trial.config["ids"]:  # one line per member trial of the pack
+            spec = self.specs[trial_id]
+            if trial_id in failed:
+                self.line.finished(trial_id, f"{run_name(spec)} failed: {failed[trial_id]}",
+                                   failed=True)
+            else:
+                outcome, acc = recorded.get(trial_id, ["recorded", None])
+                self.line.finished(trial_id, outcome_text(spec, outcome, acc))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.errored += 1
-        self._line(trials)
+        for trial_id in trial.config["ids"]:
+            self.line.finished(trial_id, f"{run_name(self.specs[trial_id])} failed (its run "
+                               "says why)", failed=True)
 
-    def _line(self, trials) -> None:
-        done = self.finished + self.errored
-        running = sum(t.status == "RUNNING" for t in trials)
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * (self.total - done)
-        self.echo(f"[{done}/{self.total}] running {running}, failed {self.errored}, "
-                  f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+
+class _TokenNotice(logging.Filter):
+    """Ray's notice that token authentication is on: the safe default, nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this")
+
+
+TOKEN_NOTICE = _TokenNotice()
+
+
+def quiet_ray() -> None:
+    """Keep the terminal for the study's own progress: Tune's classic reporter, silent at
+    verbose 0 (its new one prints a configuration table, a results folder that is deleted
+    afterwards and a TensorBoard hint for files the study does not use), and no token-auth
+    notice. Ray's own logs stay in its session folder, /tmp/ray/session_latest/logs."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+        TOKEN_NOTICE)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Join a cluster by address, or start a local Ray bound to loopback with no dashboard."""
     if ray.is_initialized():
         return
+    quiet_ray()
     if address:
         try:
             ray.init(address=address, log_to_driver=False)
@@ -212,18 +275,23 @@ def pin_loopback() -> None:
 def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker, *,
               address: str | None = None, max_concurrent: int | None = None,
               execution: Execution | None = None,
-              echo: Callable[[str], None] = print) -> dict[str, int]:
-    """Schedule every trial not yet done; returns counts of trials done and failed."""
+              echo: Callable[[str], object] | None = print,
+              pack_size: int = 1) -> dict[str, int]:
+    """Schedule every trial not yet done, in packs of up to `pack_size` (`study.pack`; a Tune
+    trial is a pack, with the space's resources); returns counts of trials done and failed.
+    `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
+    line = ProgressLine(echo)
     closed = tracker.close_dangling()
     if closed:
-        echo(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
     done = set(tracker.done())
     todo = [t for t in trials if t.id not in done]
-    echo(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    line.say(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
     if not todo:
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     connect(address)
+    quiet_ray()  # also when the caller started Ray
     cpus, gpus = space.resources.cpu, space.resources.gpu
     # Tune keeps one trial pending at a time behind a custom searcher: too few to fill a
     # cluster whose trials last seconds. Let as many wait as there are CPUs.
@@ -235,15 +303,15 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     # Reusing trial actors saves seconds per trial, but pins a chain's trials to one node:
     # reuse only where there is a single node.
     single_node = sum(n["Alive"] for n in ray.nodes()) == 1
-    launch = tracker.start_launch(space.name, {"space.py": source})
-    searcher = DependencySearcher(todo, done)
+    launch = tracker.start_launch(space.name, source, launch_params(space, trials, todo, "sweep"))
+    searcher = DependencySearcher(todo, done, pack_size=pack_size)
     execution = execution or Execution()
     given = os.environ.get("STUDY_TUNE_STORAGE")  # a shared folder on a cluster, or for tests
     storage = Path(given or tempfile.mkdtemp(prefix="study-tune-"))
     faults = storage / "faults"  # where trial processes leave what killed them
     trainable = make_trainable(space.name, tracker.uri, launch, todo, execution,
                                threads_for(space), faults, space.stall_seconds,
-                               space.checkpoint_every, space.checkpoint_seconds)
+                               space.checkpoint_every, space.checkpoint_seconds, pack_size)
     failures = RecordFailures(space.name, tracker.uri, launch, todo, faults, execution)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
@@ -256,18 +324,24 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
             # a resume reads the latest checkpoint only; Tune would keep every one on disk
             # (Tune then saves its experiment state at each trial checkpoint: one a minute)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[Progress(len(todo), echo), failures]),
+            callbacks=[Progress(line, {t.id: t for t in todo}), failures]),
     )
+    line.begin({t.id: budget(t) for t in todo})
     try:
         results = tuner.fit()
     finally:
+        line.close()
         if not given:
             shutil.rmtree(storage, ignore_errors=True)
-    failed = sum(r.error is not None for r in results)
-    tracker.end_launch(launch, failed=bool(failed))
+    failed = len(searcher.errors)  # members: a pack's death fails all it had not recorded
+    tracker.end_launch(launch, failed=bool(failed) or any(r.error is not None for r in results))
     for spec_id, message in failures.failures.items():
-        echo(f"FAILED {describe(failures.specs[spec_id])}: {message}")
-    list_blocked(searcher.blocked, echo)
+        line.say(f"FAILED {describe(failures.specs[spec_id])}: {message}")
+    specs = {t.id: t for t in todo}
+    for spec_id, message in searcher.errors.items():  # a bad upstream artifact, not a death
+        if spec_id not in failures.failures:
+            line.say(f"failed: {describe(specs[spec_id])}: {message}")
+    list_blocked(searcher.blocked, line.say)
     return {"done": len(searcher.done - done), "failed": failed,
             "blocked": len(searcher.blocked)}
 

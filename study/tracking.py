@@ -1,26 +1,49 @@
 """The MLflow contract that analysis relies on (DESIGN.md): names, tags, metrics, artifacts.
 
-- One experiment per study; one run per trial; a parent run (`study.stage` = "launch") per launch.
-- A trial's run is written in one short transaction *after* the trial ends (create, log_batch,
-  artifacts, terminate), so a killed driver leaves at most a run in RUNNING, which the next
-  launch closes as KILLED and redoes; a finished id is never written twice.
-- Tags `study.*` (strings): id, stage, arm, granularity, scope, criterion, schedule, round, seed,
-  ticket, dense_id, model, width, dataset, lr, warmup, rewind_step, noise_seed, outcome, space,
-  version.
-- Metrics: curves `train_loss`, `val_loss`, `val_acc`, `test_acc` per eval step; summaries
-  `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`, `early_stop_step`, `sparsity`,
+- One experiment per study, tagged `mlflow.experimentKind` = custom_model_development (MLflow's
+  model-training view, not its GenAI one) and described by the space file's docstring. One run
+  per trial, top level (so every table, filter and chart shows the trials at once), naming the
+  launch that ran it by the tag `study.launch`; a launch run (`study.stage` = "launch") per
+  launch, with the space file attached.
+- A trial's run is live: `Tracker.start` creates it RUNNING when the trial starts, `log_eval`
+  writes each evaluation's curve points as it happens (one batched call), `finish` writes the
+  summary, what the run trained and its artifacts and ends it FINISHED; `fail` ends it FAILED
+  with the reason in `study.failure`. A retry within the same launch (Tune restarting a killed
+  worker) reuses that launch's unfinished run of the trial, so a trial has one run per launch;
+  a new launch closes runs a dead launch left RUNNING as KILLED and redoes them. Only FINISHED
+  runs count as done; a finished id is never written twice.
+- Tags `study.*` (strings, for equality filters): id, stage, arm, granularity, scope, criterion,
+  schedule, round, seed, ticket, dense_id, model, width, dataset, lr, warmup, rewind_step,
+  noise_seed (the seed of the batch order), outcome, space, version, launch (+ failure,
+  attempt). Run descriptions
+  (`mlflow.note.content`) say the same in words.
+- Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
+  `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
+  length and start step, base lr, schedule, warmup, optimizer and weight decay (Scratch-B's
+  longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net).
+- Metrics: the condition as numbers, for `>`/`<` filters and numeric sorting: `round`, `seed`,
+  `width` (the big net's width multiplier), `lr` (the condition's dense lr; the run's own is
+  `trained.lr`), logged when the run starts. Curves `train_loss`, `val_loss`, `val_acc`,
+  `test_acc` per eval step. Summaries `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`,
+  `early_stop_step` (LTH's early-stopping iteration: the step of minimum validation loss),
+  `sparsity` (1 - remaining), `remaining` (the net's nonzero weights over the dense net's
+  weights: masked-out and removed weights alike count as gone, so a structured or small_dense
+  net with no zero weight has its size here), `masked_fraction` (the share of the net's own
+  weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
   `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
   for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
   interpolation).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
-  is a tag `study.sha256.<file>` that every reader verifies.
+  is a tag `sha256.<file>` that every reader verifies.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
 import io
 import json
 import math
@@ -30,17 +53,26 @@ import time
 import urllib.request
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import torch
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from study import __version__
+from study.arms import ARM_SETUPS
 from study.specs import TrialSpec, flat_fields
+
+if TYPE_CHECKING:
+    from study.trial import TrialRecord
 
 CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 TERMINAL_OK = ("finished", "diverged", "skipped")
+NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # not the GenAI view
+DONE = "attributes.status = 'FINISHED'"  # and an outcome in TERMINAL_OK
+GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 
 
 class TrackingError(RuntimeError):
@@ -67,11 +99,29 @@ def default_uri() -> str:
     return f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}"
 
 
-def _artifact_root(uri: str) -> str | None:
+def artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite store (absolute: Ray runs trials in other folders)."""
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
     return None  # a tracking server decides (and serves) its own artifact root
+
+
+def store_exists(uri: str) -> bool:
+    """Whether there is a store to read (a SQLite file that is not there is not created)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def done_ids(experiment: str, uri: str) -> set[str]:
+    """The done trial ids of `experiment`, read without writing anything (a dry run): no
+    store, no experiment, nothing done."""
+    if not store_exists(uri):
+        return set()
+    _probe(uri)
+    client = MlflowClient(uri)
+    found = retrying(client.get_experiment_by_name, experiment)
+    if found is None:
+        return set()
+    return set(_done(_search(client, found.experiment_id, DONE)))
 
 
 def _probe(uri: str, timeout: float = 5.0) -> None:
@@ -103,8 +153,50 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
     }
 
 
+def condition(spec: TrialSpec) -> dict[str, float]:
+    """The trial's condition as numbers (the tags are strings): filterable with > and <."""
+    return {"round": spec.round, "seed": spec.dense.seed, "width": spec.dense.model.width,
+            "lr": spec.dense.train.lr}
+
+
+def spec_params(spec: TrialSpec) -> list[Param]:
+    """The flattened spec; arm options only where the space sets them (not a column of
+    defaults that most arms never read)."""
+    dump = {**spec.model_dump(mode="json"), "options": spec.options.canonical()}
+    return [Param(k, _param_text(v)[:6000]) for k, v in flat_fields(dump).items()]
+
+
 def run_name(spec: TrialSpec) -> str:
-    return f"{spec.arm}-r{spec.round}-s{spec.dense.seed}-{spec.id[:8]}"
+    """Readable and unique: arm, round, granularity, lr, width, seed and the id's start."""
+    d, p = spec.dense, spec.prune
+    gran = GRANULARITY[p.granularity] if p else "dense"
+    return (f"{spec.arm}-r{spec.round}-{gran}-lr{d.train.lr:g}-w{d.model.width:g}"
+            f"-s{d.seed}-{spec.id[:6]}")
+
+
+def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
+    """The run's description in words (Markdown): the condition, the arm, what it trained."""
+    d, p = spec.dense, spec.prune
+    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} ticket ({p.scope}, "
+              f"{p.schedule}, `{spec.ticket}`)" if p else "")
+    lines = [f"**{spec.arm}**{ticket}: {d.model.name} at width {d.model.width:g} on "
+             f"{d.data.name}, dense lr {d.train.lr:g}, seed {d.seed}. Trial `{spec.id}`.",
+             " ".join((inspect.getdoc(ARM_SETUPS[spec.arm]) or "").split("\n\n")[0].split())]
+    if record is not None:
+        t, m = record.params, record.metrics
+        trained = (f"Trained {t['trained.steps']} steps (schedule of "
+                   f"{t['trained.schedule_steps']} from step {t['trained.start_step']}) at lr "
+                   f"{t['trained.lr']}, {t['trained.schedule']}" if "trained.lr" in t
+                   else "Evaluated without training")
+        size = (f"; hidden widths {t['trained.widths']}, {m['remaining']:.1%} of the dense "
+                "net's weights" if "remaining" in m else "")
+        lines.append(f"{trained}{size}. Outcome: {record.outcome}.")
+    return "\n\n".join(line for line in lines if line)
+
+
+def sha256_tag(name: str) -> str:
+    """The tag holding an artifact's checksum (short, so the UI shows it whole)."""
+    return f"sha256.{name}"
 
 
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -134,27 +226,20 @@ class Tracker:
         if found is None:
             try:
                 self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=_artifact_root(self.uri))
+                    experiment, artifact_location=artifact_root(self.uri), tags={KIND_TAG: KIND})
             except mlflow.exceptions.MlflowException:  # another process created it first
                 self.experiment_id = self.client.get_experiment_by_name(experiment).experiment_id
         else:
             self.experiment_id = found.experiment_id
+            if KIND_TAG not in found.tags:  # created by an earlier version
+                retrying(self.client.set_experiment_tag, self.experiment_id, KIND_TAG, KIND)
 
     def _runs(self, filter_string: str) -> list:
-        runs, token = [], None
-        while True:
-            page = retrying(self.client.search_runs, [self.experiment_id], filter_string,
-                            max_results=5000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                return runs
+        return _search(self.client, self.experiment_id, filter_string)
 
     def done(self) -> dict[str, str]:
         """{trial id: run id} of every trial recorded to the end (finished, diverged, skipped)."""
-        runs = self._runs("attributes.status = 'FINISHED'")
-        return {r.data.tags["study.id"]: r.info.run_id for r in runs
-                if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
+        return _done(self._runs(DONE))
 
     def is_done(self, trial_id: str) -> bool:
         """Whether one trial is recorded to the end (a cheap indexed look-up, not a scan)."""
@@ -173,73 +258,71 @@ class Tracker:
                 closed += 1
         return closed
 
-    def start_launch(self, space_name: str, files: dict[str, str]) -> str:
-        """The parent run of one launch, with the space file and plan attached."""
+    def start_launch(self, space_name: str, source: str,
+                     params: dict[str, object] | None = None) -> str:
+        """The run of one launch, with the space file attached; the experiment is described by
+        the space's docstring."""
+        note = _docstring(source)
+        if note:
+            retrying(self.client.set_experiment_tag, self.experiment_id, NOTE, note)
         name = f"launch-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = self.client.create_run(self.experiment_id, run_name=name,
-                                     tags={"study.stage": "launch", "study.space": space_name,
-                                           "study.version": __version__})
-        for name, text in files.items():
-            self.client.log_text(run.info.run_id, text, name)
+        text = f"Launch of space `{space_name}` (study {__version__})." + (
+            f"\n\n{note}" if note else "")
+        run = retrying(self.client.create_run, self.experiment_id, run_name=name, tags={
+            "study.stage": "launch", "study.space": space_name, "study.version": __version__,
+            NOTE: text})
+        retrying(self.client.log_batch, run.info.run_id,
+                 params=[Param(k, str(v)) for k, v in (params or {}).items()])
+        self.client.log_text(run.info.run_id, source, "space.py")
         return run.info.run_id
 
     def end_launch(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
-    def record(self, spec: TrialSpec, outcome: str, metrics: dict[str, float],
-               curves: list[dict[str, float]], artifacts: dict[str, dict[str, torch.Tensor]],
-               parent: str | None = None, extra_tags: dict[str, str] | None = None) -> str:
-        """Write one finished trial as one run; on any error the run ends FAILED."""
-        tags = {**tags_for(spec), "study.outcome": outcome, **(extra_tags or {})}
-        payloads = {name: tensor_bytes(t) for name, t in artifacts.items()}
-        tags.update({f"study.sha256.{n}": hashlib.sha256(b).hexdigest()
-                     for n, b in payloads.items()})
+    def start(self, spec: TrialSpec, parent: str | None = None,
+              tags: dict[str, str] | None = None) -> TrialRun:
+        """The trial's run, RUNNING from now on. `parent` is the launch's run id: a run of this
+        trial that the same launch left unfinished (a killed or failed attempt) is reused, so a
+        retry continues its record instead of starting a second one."""
+        tags = {**tags_for(spec), **(tags or {})}
         if parent:
-            tags["mlflow.parentRunId"] = parent
+            tags["study.launch"] = parent
+        earlier = self._unfinished(spec, parent)
+        if earlier is not None:
+            return TrialRun.resume(self, spec, earlier, tags)
         run_id = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
-                          tags=tags).info.run_id
-        try:
-            stamp = int(time.time() * 1000)
-            rows = [Metric(k, float(v), stamp, 0) for k, v in metrics.items() if _finite(v)]
-            rows += [Metric(k, float(r[k]), stamp, int(r["step"]))
-                     for r in curves for k in CURVES if _finite(r[k])]
-            params = [Param(k, _param_text(v)[:6000])
-                      for k, v in flat_fields(spec.model_dump(mode="json")).items()]
-            for i in range(0, len(params), 100):  # MLflow's limits: 100 params, 1000 metrics
-                retrying(self.client.log_batch, run_id, params=params[i : i + 100])
-            for i in range(0, len(rows), 1000):
-                retrying(self.client.log_batch, run_id, metrics=rows[i : i + 1000])
-            with tempfile.TemporaryDirectory() as tmp:
-                spec_json = json.dumps(spec.model_dump(mode="json"), indent=2)
-                (Path(tmp) / "spec.json").write_text(spec_json)
-                for n, b in payloads.items():
-                    (Path(tmp) / n).write_bytes(b)
-                retrying(self.client.log_artifacts, run_id, tmp)
-        except BaseException:
-            self.client.set_terminated(run_id, "FAILED")
-            raise
-        retrying(self.client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
-        return run_id
+                          tags={**tags, NOTE: describe(spec)}).info.run_id
+        stamp = _now()
+        retrying(self.client.log_batch, run_id,
+                 metrics=[Metric(k, v, stamp, 0) for k, v in condition(spec).items()],
+                 params=spec_params(spec))
+        return TrialRun(self, spec, run_id)
 
     def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
              extra_tags: dict[str, str] | None = None) -> str:
-        """Record a trial whose process died or stalled: its run (the one left RUNNING, or a
-        new one) ends FAILED with `study.outcome` "failed" and the message in
+        """Record a trial whose process died or stalled (it could not say so itself): this
+        launch's unfinished run of it, or a new one, ends FAILED with the message in
         `study.failure`. A failed trial is not done: the next launch runs it again."""
-        tags = {**tags_for(spec), "study.outcome": "failed", "study.failure": message[:4900],
-                **(extra_tags or {})}
-        running = self._runs(f"tags.`study.id` = '{spec.id}' and attributes.status = 'RUNNING'")
-        if running:
-            run_id = running[0].info.run_id
-            for key, value in tags.items():
-                retrying(self.client.set_tag, run_id, key, value)
+        tags = {**tags_for(spec), **(extra_tags or {})}
+        earlier = self._unfinished(spec, parent)
+        if earlier is not None:
+            run = TrialRun(self, spec, earlier.info.run_id)
+            retrying(self.client.log_batch, run.run_id,
+                     tags=[RunTag(k, v) for k, v in tags.items()])
         else:
-            if parent:
-                tags["mlflow.parentRunId"] = parent
-            run_id = retrying(self.client.create_run, self.experiment_id,
-                              run_name=run_name(spec), tags=tags).info.run_id
-        retrying(self.client.set_terminated, run_id, "FAILED")
-        return run_id
+            run = self.start(spec, parent, extra_tags)
+        run.fail(message)
+        return run.run_id
+
+    def _unfinished(self, spec: TrialSpec, parent: str | None):
+        """The run of `spec` that launch `parent` left RUNNING or FAILED (None: none, or no
+        launch to tell attempts of this launch from others)."""
+        if not parent:
+            return None
+        runs = [r for r in self._runs(f"tags.`study.id` = '{spec.id}' and "
+                                      f"tags.`study.launch` = '{parent}'")
+                if r.info.status in ("RUNNING", "FAILED") and "study.invalid" not in r.data.tags]
+        return runs[0] if runs else None
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
         """A parent trial's tensor artifact, checksum verified; UpstreamNotReady if not usable."""
@@ -255,6 +338,93 @@ class Tracker:
             raise ArtifactError(f"{err}; run {run_id} ({spec.arm} round {spec.round}, id "
                                 f"{spec.id}) is now marked FAILED and will be recomputed by "
                                 "the next launch") from None
+
+
+class TrialRun:
+    """One trial's live run: curves as they are evaluated, the rest when the trial ends.
+
+    Used the same way by `study run`, a Tune trainable and a pack of trials (one each)."""
+
+    def __init__(self, tracker: Tracker, spec: TrialSpec, run_id: str,
+                 logged: set[int] | None = None) -> None:
+        self.tracker, self.spec, self.run_id = tracker, spec, run_id
+        self.logged = set(logged or ())  # eval steps whose curve points are in the store
+
+    @classmethod
+    def resume(cls, tracker: Tracker, spec: TrialSpec, run, tags: dict[str, str]) -> TrialRun:
+        """Continue an unfinished attempt's run: RUNNING again, its logged steps kept (a resumed
+        trial replays steps after its checkpoint; those are not logged twice)."""
+        client, run_id = tracker.client, run.info.run_id
+        attempt = int(run.data.tags.get("study.attempt", "1")) + 1
+        history = retrying(client.get_metric_history, run_id, "train_loss")
+        retrying(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in {
+            **tags, "study.attempt": str(attempt)}.items()])
+        retrying(client.update_run, run_id, "RUNNING")
+        return cls(tracker, spec, run_id, {m.step for m in history})
+
+    def log_eval(self, row: dict[str, float]) -> None:
+        """One evaluation's curve points (`train_loss`, `val_loss`, ...) at its step, now."""
+        if int(row["step"]) not in self.logged:
+            retrying(self.tracker.client.log_batch, self.run_id, metrics=self._points(row))
+
+    def _points(self, row: dict[str, float]) -> list[Metric]:
+        step, stamp = int(row["step"]), _now()
+        self.logged.add(step)
+        return [Metric(k, float(row[k]), stamp, step) for k in CURVES if _finite(row[k])]
+
+    def finish(self, record: TrialRecord) -> str:
+        """Summary metrics, what the run trained, artifacts; FINISHED. On error: FAILED."""
+        client, run_id = self.tracker.client, self.run_id
+        try:
+            payloads = {name: tensor_bytes(t) for name, t in record.artifacts.items()}
+            tags = {"study.outcome": record.outcome, **record.tags,
+                    NOTE: describe(self.spec, record)}
+            tags.update({sha256_tag(n): hashlib.sha256(b).hexdigest()
+                         for n, b in payloads.items()})
+            stamp = _now()
+            rows = [Metric(k, float(v), stamp, 0) for k, v in record.metrics.items()
+                    if _finite(v)]
+            rows += [p for row in record.curves if int(row["step"]) not in self.logged
+                     for p in self._points(row)]  # rows before a resume, or not logged live
+            params = [Param(k, v[:6000]) for k, v in record.params.items()]
+            for i in range(0, max(len(rows), len(params), 1), 100):  # MLflow: 100 params a call
+                retrying(client.log_batch, run_id, metrics=rows[i : i + 100],
+                         params=params[i : i + 100],
+                         tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else ())
+            with tempfile.TemporaryDirectory() as tmp:
+                spec_json = json.dumps(self.spec.model_dump(mode="json"), indent=2)
+                (Path(tmp) / "spec.json").write_text(spec_json)
+                for n, b in payloads.items():
+                    (Path(tmp) / n).write_bytes(b)
+                retrying(client.log_artifacts, run_id, tmp)
+        except BaseException as err:
+            self.fail(f"recording failed: {type(err).__name__}: {err}")
+            raise
+        retrying(client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
+        return run_id
+
+    def fail(self, reason: str) -> None:
+        """End the run FAILED, `reason` in the tag `study.failure`: never counted as done."""
+        client = self.tracker.client
+        retrying(client.log_batch, self.run_id, tags=[
+            RunTag("study.outcome", "failed"), RunTag("study.failure", reason[:4900])])
+        retrying(client.set_terminated, self.run_id, "FAILED")
+
+
+def _done(finished_runs: list) -> dict[str, str]:
+    return {r.data.tags["study.id"]: r.info.run_id for r in finished_runs
+            if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
+    runs, token = [], None
+    while True:
+        page = retrying(client.search_runs, [experiment_id], filter_string, max_results=5000,
+                        page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):
@@ -277,6 +447,17 @@ def _param_text(value: object) -> str:
     return json.dumps(value) if isinstance(value, list) else str(value)
 
 
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _docstring(source: str) -> str | None:
+    try:
+        return ast.get_docstring(ast.parse(source))
+    except SyntaxError:
+        return None
+
+
 def _finite(value: float) -> bool:
     return math.isfinite(float(value))
 
@@ -288,7 +469,8 @@ def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
     if run.data.tags.get("study.outcome") != "finished":
         raise UpstreamFailed(f"upstream run {run_id} ended "
                              f"{run.data.tags.get('study.outcome')}: no usable {name}")
-    expected = run.data.tags.get(f"study.sha256.{name}")
+    expected = (run.data.tags.get(sha256_tag(name))
+                or run.data.tags.get(f"study.sha256.{name}"))  # earlier versions' key
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = Path(client.download_artifacts(run_id, name, tmp))

@@ -28,13 +28,15 @@ EVAL_BATCH = 1024
 
 @dataclass
 class TrainState:
-    """Everything a checkpoint must hold to continue exactly where training stopped."""
+    """Everything a checkpoint must hold to continue exactly where training stopped (per member:
+    curves, the train-loss sum since the last evaluation, and where it diverged, if it did)."""
 
     step: int
-    curves: list[dict[str, float]] = field(default_factory=list)
-    loss_sum: float = 0.0
+    curves: list[list[dict[str, float]]] = field(default_factory=list)
+    loss_sum: list[float] = field(default_factory=list)
     loss_count: int = 0
     seconds: float = 0.0
+    diverged: dict[int, list[float]] = field(default_factory=dict)  # member: [step, seconds]
 
 
 @dataclass
@@ -66,21 +68,10 @@ class Heartbeat:
     a trial's own or the replay of a dense run to its rewind step."""
 
     def __init__(self) -> None:
-        self.step, self.beats = 0, 0
-        self.first: float | None = None
-        self.last: float | None = None
+        self.step, self.beats, self.last = 0, 0, 0.0
 
     def beat(self, step: int) -> None:
-        now = time.perf_counter()
-        if self.first is None:
-            self.first = now
-        self.step, self.last, self.beats = step, now, self.beats + 1
-
-    def typical_step_seconds(self) -> float | None:
-        """Mean seconds per step since the first beat (evaluations included); None before two."""
-        if self.beats < 2:
-            return None
-        return (self.last - self.first) / (self.beats - 1)
+        self.step, self.last, self.beats = step, time.perf_counter(), self.beats + 1
 
 
 heartbeat = Heartbeat()
@@ -175,6 +166,93 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return loss / len(y), correct / len(y)
 
 
+@dataclass
+class Member:
+    """One trial's share of a training run: its net, schedule, seed, lr, masks and callback.
+
+    Members of one run (a pack) share the data, the step range and the loop; everything that
+    makes a trial itself (θ0, data order, augmentation draws, mask, lr, weight decay) is here."""
+
+    model: nn.Module
+    spec: TrainSpec
+    seed: int
+    lr: float | None = None  # None: spec.lr
+    masks: Masks | None = None
+    on_eval: Callable[[dict[str, float]], None] | None = None
+
+    @property
+    def base_lr(self) -> float:
+        return self.spec.lr if self.lr is None else self.lr
+
+
+class Solo:
+    """One member trained as a plain module with a torch optimizer: the reference mechanics
+    (a pack of one is exactly this). `study.stacked.Stacked` is the same interface for K > 1."""
+
+    def __init__(self, members: list[Member], data: Splits, total_steps: int,
+                 execution: Execution) -> None:
+        (member,) = members
+        self.member, self.data, self.total_steps = member, data, total_steps
+        self.alive = [0]
+        model, self.execution = member.model, execution
+        if execution.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(model) if execution.compile else model
+        params = dict(model.named_parameters())
+        # each mask takes its weight's device, dtype and memory layout
+        masked = [(params[n], torch.empty_like(params[n]).copy_(m))
+                  for n, m in (member.masks or {}).items()]
+        self.weights, self.keep = [p for p, _ in masked], [m for _, m in masked]
+        self.bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        self.opt = make_optimizer(member.spec, model.parameters(), member.base_lr)
+        self.order = BatchOrder(len(data.y_train), member.spec.batch_size, member.seed,
+                                data.x_train.device)
+        self.cast = autocast(data.x_train.device, member.spec.precision)  # built once
+
+    def start(self) -> None:
+        _apply(self.weights, self.keep)
+        self.member.model.train()
+
+    def step(self, step: int) -> torch.Tensor:
+        """One optimizer step at `step`; the member's (detached) loss, shape (1,)."""
+        spec, data, seed = self.member.spec, self.data, self.member.seed
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(spec, step, self.total_steps, self.member.base_lr)
+        idx = self.order(step)
+        x = data.x_train[idx]
+        if data.augment is not None:
+            x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
+        if self.execution.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.cast:  # the loss itself autocasts to fp32
+            loss = nn.functional.cross_entropy(self.forward(x), data.y_train[idx])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.bn_l1 and self.bn_scales:  # Network Slimming: subgradient of l1 * sum |gamma|
+            torch._foreach_add_([p.grad for p in self.bn_scales],
+                                torch._foreach_sign(self.bn_scales), alpha=spec.bn_l1)
+        self.opt.step()
+        _apply(self.weights, self.keep)
+        return loss.detach().view(1)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+        return [evaluate(self.member.model, x, y, self.member.spec.precision)]
+
+    def drop(self, rows: list[int]) -> None:
+        """Keep only `rows` of the alive members (a pack of one keeps it or ends)."""
+        self.alive = [self.alive[r] for r in rows]
+
+    def state_dict(self) -> dict:
+        return {"model": self.member.model.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.member.model.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+
+    def finish(self) -> None:
+        """The module trained in place: nothing to write back."""
+
+
 def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_steps: int,
           start_step: int = 0, stop_step: int | None = None, lr: float | None = None,
           masks: Masks | None = None, checkpointer: Checkpointer | None = None,
@@ -185,74 +263,79 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
     `masks` ({param name: bool}) keep pruned weights at zero; the schedule spans `total_steps`.
     `execution` may lay conv tensors out channels-last and compile the training forward.
     """
+    (result,) = train_members([Member(model, spec, seed, lr, masks, on_eval)], data,
+                              total_steps=total_steps, start_step=start_step,
+                              stop_step=stop_step, checkpointer=checkpointer,
+                              execution=execution)
+    return result
+
+
+def train_members(members: list[Member], data: Splits, *, total_steps: int,
+                  start_step: int = 0, stop_step: int | None = None,
+                  checkpointer: Checkpointer | None = None, execution: Execution | None = None,
+                  stacked: bool | None = None) -> list[TrainResult]:
+    """The training loop: every member from `start_step` to `stop_step`, one result each.
+
+    One member trains as a plain module (`Solo`); several as one stacked model
+    (`study.stacked.Stacked`, or with `stacked=True` even one). A member whose loss turns
+    non-finite is recorded diverged at the step it is seen and leaves; the others go on.
+    """
     execution = execution or Execution()
-    base_lr = spec.lr if lr is None else lr
     stop_step = total_steps if stop_step is None else stop_step
-    if execution.channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if execution.compile else model
-    params = dict(model.named_parameters())
-    # each mask takes its weight's device, dtype and memory layout
-    masked = [(params[n], torch.empty_like(params[n]).copy_(m)) for n, m in (masks or {}).items()]
-    weights, keep = [p for p, _ in masked], [m for _, m in masked]
-    bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    opt = make_optimizer(spec, model.parameters(), base_lr)
-    order = BatchOrder(len(data.y_train), spec.batch_size, seed, data.x_train.device)
-    state = TrainState(step=start_step)
+    if stacked if stacked is not None else len(members) > 1:
+        from study.stacked import Stacked  # the stacked engine builds on this module
+
+        engine = Stacked(members, data, total_steps, execution)
+    else:
+        engine = Solo(members, data, total_steps, execution)
+    k = len(members)
+    state = TrainState(step=start_step, curves=[[] for _ in members], loss_sum=[0.0] * k)
     checkpointer = checkpointer or Checkpointer()
+    resumed_from = None
     if (saved := checkpointer.load()) is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
+        engine.load_state_dict(saved)
         state = TrainState(**saved["state"])
         resumed_from = state.step
-    else:
-        resumed_from = None
-    _apply(weights, keep)
-    model.train()
-    # the train loss is summed on the device (no sync per step), exactly as before a resume
-    running = torch.tensor(state.loss_sum, device=data.x_train.device)
-    cast = autocast(data.x_train.device, spec.precision)  # re-entered each step, built once
+    engine.start()
+    # train losses are summed on the device (no sync per step), exactly as before a resume
+    running = torch.tensor([state.loss_sum[m] for m in engine.alive], device=data.x_train.device)
     started = time.perf_counter() - state.seconds
-    while state.step < stop_step:
-        step = state.step
-        for group in opt.param_groups:
-            group["lr"] = lr_at(spec, step, total_steps, base_lr)
-        idx = order(step)
-        x = data.x_train[idx]
-        if data.augment is not None:
-            x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
-        if execution.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with cast:  # the loss itself autocasts to fp32
-            loss = nn.functional.cross_entropy(forward(x), data.y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.bn_l1 and bn_scales:  # Network Slimming: subgradient of l1 * sum |gamma|
-            torch._foreach_add_([p.grad for p in bn_scales],
-                                torch._foreach_sign(bn_scales), alpha=spec.bn_l1)
-        opt.step()
-        _apply(weights, keep)
-        running += loss.detach()
+    while state.step < stop_step and engine.alive:
+        running += engine.step(state.step)
         state.loss_count += 1
         state.step += 1
         heartbeat.beat(state.step)
-        evaluate_now = state.step % spec.eval_every == 0 or state.step == stop_step
+        evaluate_now = state.step % members[0].spec.eval_every == 0 or state.step == stop_step
         save_now = checkpointer.due(state.step)
         if evaluate_now or save_now:
-            state.loss_sum = float(running)  # a sync: divergence is caught here at the latest
-            if not math.isfinite(state.loss_sum):
-                return TrainResult("diverged", state.step, time.perf_counter() - started,
-                                   state.curves, diverged_step=state.step,
-                                   resumed_from=resumed_from)
-        if evaluate_now:
-            _record(model, data, state, on_eval, spec.precision)
+            # a sync: divergence is caught here at the latest
+            for m, total in zip(engine.alive, running.tolist()):
+                state.loss_sum[m] = total
+            keep = [r for r, m in enumerate(engine.alive) if math.isfinite(state.loss_sum[m])]
+            if len(keep) < len(engine.alive):
+                for m in engine.alive:
+                    if not math.isfinite(state.loss_sum[m]):
+                        state.diverged[m] = [state.step, time.perf_counter() - started]
+                engine.drop(keep)
+                running = running[keep]
+        if evaluate_now and engine.alive:
+            _record(engine, members, data, state)
             running.zero_()
-        if save_now and state.step < stop_step:
+        if save_now and state.step < stop_step and engine.alive:
             state.seconds = time.perf_counter() - started
-            checkpointer.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "state": vars(state).copy()})
-    return TrainResult("finished", state.step, time.perf_counter() - started, state.curves,
-                       resumed_from=resumed_from)
+            checkpointer.save({**engine.state_dict(), "state": vars(state).copy()})
+    engine.finish()
+    seconds = time.perf_counter() - started
+    results = []
+    for m in range(k):
+        if m in state.diverged:
+            step, at = state.diverged[m]
+            results.append(TrainResult("diverged", step, at, state.curves[m], diverged_step=step,
+                                       resumed_from=resumed_from))
+        else:
+            results.append(TrainResult("finished", state.step, seconds, state.curves[m],
+                                       resumed_from=resumed_from))
+    return results
 
 
 def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
@@ -261,9 +344,11 @@ def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
     params = dict(model.named_parameters())
     for name, mask in (masks or {}).items():
         _apply([params[name]], [mask.to(params[name].device, params[name].dtype)])
-    state = TrainState(step=0)
-    _record(model, data, state, None, precision)
-    return TrainResult("finished", 0, 0.0, state.curves)
+    val_loss, val_acc = evaluate(model, data.x_val, data.y_val, precision)
+    _, test_acc = evaluate(model, data.x_test, data.y_test, precision)
+    row = {"step": 0, "train_loss": 0.0, "val_loss": val_loss, "val_acc": val_acc,
+           "test_acc": test_acc}
+    return TrainResult("finished", 0, 0.0, [row])
 
 
 @torch.no_grad()
@@ -273,13 +358,15 @@ def _apply(weights: list[torch.Tensor], keep: list[torch.Tensor]) -> None:
         torch._foreach_mul_(weights, keep)
 
 
-def _record(model: nn.Module, data: Splits, state: TrainState,
-            on_eval: Callable[[dict[str, float]], None] | None, precision: str = "fp32") -> None:
-    val_loss, val_acc = evaluate(model, data.x_val, data.y_val, precision)
-    _, test_acc = evaluate(model, data.x_test, data.y_test, precision)
-    row = {"step": state.step, "train_loss": state.loss_sum / max(1, state.loss_count),
-           "val_loss": val_loss, "val_acc": val_acc, "test_acc": test_acc}
-    state.curves.append(row)
-    state.loss_sum, state.loss_count = 0.0, 0
-    if on_eval is not None:
-        on_eval(row)
+def _record(engine, members: list[Member], data: Splits, state: TrainState) -> None:
+    """One evaluation row per alive member: mean train loss since the last, val and test."""
+    val = engine.evaluate(data.x_val, data.y_val)
+    test = engine.evaluate(data.x_test, data.y_test)
+    for m, (val_loss, val_acc), (_, test_acc) in zip(engine.alive, val, test):
+        row = {"step": state.step, "train_loss": state.loss_sum[m] / max(1, state.loss_count),
+               "val_loss": val_loss, "val_acc": val_acc, "test_acc": test_acc}
+        state.curves[m].append(row)
+        state.loss_sum[m] = 0.0
+        if members[m].on_eval is not None:
+            members[m].on_eval(row)
+    state.loss_count = 0

@@ -17,7 +17,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from study.execution import Execution
-from study.runner import execute, run_sequential, threads_for
+from study.runner import record_trial, run_sequential, threads_for
 from study.space import Space, SpaceError
 from study.specs import ArmOptions, TrialSpec
 from study.sweep import connect
@@ -50,7 +50,7 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
     ticket = [t for t in trials if t.stage == "imp" and t.ticket == base.ticket
               and t.round <= base.round]
     run_sequential(space, source, [dense, *ticket], tracker, execution=execution,
-                   echo=lambda line: None)  # the ticket the arm is tuned on, trained once
+                   echo=None)  # the ticket the arm is tuned on, trained once
     connect(address)
     tuning = Tracker(f"{space.name}-tuning", tracker.uri)
     ranges = {"lr": tune.loguniform(*space.tune.get("lr", (1e-4, 1.0)))}
@@ -61,10 +61,10 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
     def trainable(config: dict) -> None:
         torch.set_num_threads(threads)
         spec = with_options(base, **config)
-        record = execute(spec, Tracker(experiment, uri), execution)
-        Tracker(f"{experiment}-tuning", uri).record(
-            spec, record.outcome, record.metrics, record.curves, {},
-            extra_tags={"study.tuning": arm})
+        record = record_trial(spec, Tracker(f"{experiment}-tuning", uri),
+                              execution or Execution(), None,
+                              extra_tags={"study.tuning": arm},
+                              upstream=Tracker(experiment, uri))
         tune.report({OBJECTIVE: record.metrics.get(OBJECTIVE, 0.0)})
 
     search = OptunaSearch(metric=OBJECTIVE, mode="max",

@@ -34,7 +34,7 @@ def _context() -> mp.context.BaseContext:
 
 
 class TrialWorker:
-    """Runs and records trials in a supervised child process, one at a time."""
+    """Runs and records packs of trials in a supervised child process, one at a time."""
 
     def __init__(self, experiment: str, uri: str, execution: Execution, threads: int,
                  fault_dir: Path, stall_seconds: float) -> None:
@@ -50,30 +50,30 @@ class TrialWorker:
         self.process.start()
         child.close()
 
-    def run(self, spec: TrialSpec, launch: str) -> tuple[str, dict[str, float]]:
-        """(outcome, metrics) of the recorded trial; ArtifactError / UpstreamNotReady as raised
-        in the child; WorkerDied when the child did not live to answer."""
+    def run(self, specs: list[TrialSpec], launch: str,
+            stacked: bool = False) -> dict[str, tuple[str, dict[str, float]] | Exception]:
+        """{id: (outcome, metrics) of the recorded trial, or the ArtifactError /
+        UpstreamNotReady that failed it} for one pack; WorkerDied when the child did not live
+        to answer (the pack's fault file is named after its first trial)."""
         if self.process is None:
             self._start()
-        self.conn.send((spec.model_dump_json(), launch))
+        self.conn.send(([s.model_dump_json() for s in specs], launch, stacked))
         while True:
             reply = self._answer()
             if reply is not None:
                 kind, *payload = reply
                 if kind == "recorded":
-                    return payload[0], payload[1]
-                if kind == "artifact":
-                    raise ArtifactError(payload[0])
-                if kind == "not_ready":
-                    raise UpstreamNotReady(payload[0])
-                raise RuntimeError(f"trial {spec.id} raised in its worker:\n{payload[0]}")
+                    errors = {"artifact": ArtifactError, "not_ready": UpstreamNotReady}
+                    return {i: errors[r[0]](r[1]) if r[0] in errors else (r[1], r[2])
+                            for i, r in payload[0].items()}
+                raise RuntimeError(f"pack of {specs[0].id} raised in its worker:\n{payload[0]}")
             if not self.process.is_alive():
                 self.process.join()
                 code, self.process = self.process.exitcode, None
-                path = self.fault_dir / f"{spec.id}.txt"
+                path = self.fault_dir / f"{specs[0].id}.txt"
                 report = read_report(path)
                 path.unlink(missing_ok=True)
-                raise WorkerDied(death_message(report, trial_header(spec, self.args[2]), code))
+                raise WorkerDied(death_message(report, pack_header(specs, self.args[2]), code))
 
     def _answer(self) -> tuple | None:
         """The child's reply if one came within 0.2 s; None if none (or the pipe closed)."""
@@ -95,22 +95,32 @@ class TrialWorker:
 def _serve(conn, experiment: str, uri: str, execution: Execution, threads: int, fault_dir: str,
            stall_seconds: float, env: dict[str, str]) -> None:
     """The child: run each trial it is sent under a fault file and a watchdog, record it."""
-    from study.runner import record_trial
+    from study.runner import record_pack
 
     os.environ.update(env)
     torch.set_num_threads(threads)
     tracker = Tracker(experiment, uri, probe=False)
     while (message := conn.recv()) is not None:
-        text, launch = message
-        spec = TrialSpec.model_validate_json(text)
+        texts, launch, stacked = message
+        specs = [TrialSpec.model_validate_json(text) for text in texts]
         try:
-            with Supervised(Path(fault_dir) / f"{spec.id}.txt", trial_header(spec, execution),
-                            stall_seconds):
-                record = record_trial(spec, tracker, execution, launch)
-            conn.send(("recorded", record.outcome, record.metrics))
-        except ArtifactError as err:
-            conn.send(("artifact", str(err)))
-        except UpstreamNotReady as err:
-            conn.send(("not_ready", str(err)))
+            with Supervised(Path(fault_dir) / f"{specs[0].id}.txt",
+                            pack_header(specs, execution), stall_seconds):
+                outcomes = record_pack(specs, tracker, execution, launch, stacked=stacked)
+            conn.send(("recorded", {i: _reply(r) for i, r in outcomes.items()}))
         except Exception:
             conn.send(("error", traceback.format_exc()))
+
+
+def _reply(record) -> tuple:
+    if isinstance(record, ArtifactError):
+        return ("artifact", str(record))
+    if isinstance(record, UpstreamNotReady):
+        return ("not_ready", str(record))
+    return ("recorded", record.outcome, record.metrics)
+
+
+def pack_header(specs: list[TrialSpec], execution: Execution) -> str:
+    """The fault file's header: the first trial, and how many more share its process."""
+    more = f" (+ {len(specs) - 1} more trials packed with it)" if len(specs) > 1 else ""
+    return trial_header(specs[0], execution) + more

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import study  # noqa: F401  (MLflow telemetry off before any test module imports mlflow)
+
 
 @pytest.fixture
 def store(tmp_path):

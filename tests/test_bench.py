@@ -12,10 +12,16 @@ import torch
 from typer.testing import CliRunner
 
 from study.bench import BenchConfig, run_bench
-from study.bench.efficiency import critical_path, plan_efficiency
+from study.bench.efficiency import (
+    critical_path,
+    plan_efficiency,
+    solo_bare_rate,
+    training_efficiency,
+)
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
 from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
+from study.bench.packed import PackedCase, bench_packed, matmul_limit
 from study.bench.report import ratios_figure, speed_figure, verdict
 from study.bench.sparse import csr_copy, masked_copy, structured_copy
 from study.bench.timing import torch_threads
@@ -28,7 +34,7 @@ from study.bench.trainer import (
 )
 from study.cli import app
 from study.models import build_model, count
-from study.space import Space
+from study.space import Space, load_space
 from study.specs import TrainSpec
 
 TINY_TRAINER = TrainerCase("tiny-mlp", "mlp", (40,), TrainSpec(optimizer="sgd", lr=0.1,
@@ -45,11 +51,28 @@ def one_thread():
         yield
 
 
+TINY_PACKED = PackedCase("tiny-mlp", "mlp", (40,), TrainSpec(lr=0.1, batch_size=32, steps=1),
+                         steps=10, ks=(1, 4), reps=2, samples=256, hidden=(16,))
+
+
 def _tiny_config(**overrides) -> BenchConfig:
     return BenchConfig(trainer=[TINY_TRAINER], options=[OptionCase(TINY_TRAINER, ("bf16",))],
                        inference=TINY_INFERENCE[:1], sparsities=(0.5, 0.9), batches=(1, 4),
-                       inference_reps=1, space="smoke",
-                       parts=("trainer", "options", "inference", "efficiency"), **overrides)
+                       inference_reps=1, space="smoke", packed=[TINY_PACKED],
+                       parts=("trainer", "options", "inference", "efficiency", "packed"),
+                       **overrides)
+
+
+@pytest.mark.timeout(120)
+def test_packed_rows_time_packs_of_k_against_the_solo_bare_loop():
+    rows = bench_packed(TINY_PACKED)
+    assert [r["k"] for r in rows] == [1, 4]
+    for row in rows:
+        assert {"model", "k", "samples_per_s", "ratio_vs_solo_bare",
+                "share_of_matmul_limit"} <= set(row)
+        assert row["model"] == "tiny-mlp" and row["samples_per_s"] > 0
+        assert row["ratio_vs_solo_bare"] > 0 and 0 < row["share_of_matmul_limit"] < 1
+    assert matmul_limit() > 1e8  # any CPU does 0.1 GFLOP/s
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -149,15 +172,26 @@ def test_plan_efficiency_counts_what_a_naive_pipeline_recomputes():
     assert out["naive_over_unique"] == pytest.approx(2.6)
 
 
+@pytest.mark.timeout(120)
+def test_training_efficiency_is_samples_per_core_second_over_the_bare_loops():
+    space, _ = load_space("smoke")
+    trials = space.expand()
+    runs = {t.id: {"train_steps": 300.0} for t in trials[:4]}  # batch 100: 120,000 samples
+    eff = training_efficiency(trials, runs, wall=10.0, cores=2, bare_rate=3000.0)
+    assert eff["training_samples"] == 120_000
+    assert eff["efficiency"] == pytest.approx(120_000 / 10 / 2 / 3000)
+    assert solo_bare_rate(trials[0], steps=10, reps=1) > 100  # samples/s of a tiny MLP
+
+
 def test_critical_path_is_the_longest_chain_of_recorded_durations():
     trials = _tiny_space()
     seconds = {("dense", 0): 10.0, ("imp", 1): 5.0, ("imp", 2): 5.0, ("arm", 1): 3.0,
                ("arm", 2): 3.0}
     runs, clock = {}, 0.0
-    for t in trials:  # one after the other, records taking no time
-        clock += seconds[(t.stage, t.round)]
-        runs[t.id] = {"start": clock, "end": clock, "train": seconds[(t.stage, t.round)],
-                      "seconds": seconds[(t.stage, t.round)], "parent": "L"}
+    for t in trials:  # one after the other, each run live from its start to its record
+        span = seconds[(t.stage, t.round)]
+        runs[t.id] = {"start": clock, "end": clock + span, "seconds": span, "parent": "L"}
+        clock += span
     launches = [{"run_id": "L", "start": 0.0, "end": clock}]
     out = critical_path(trials, runs, launches, cpus=2)
     assert out["critical_path_s"] == pytest.approx(23.0)  # dense, imp1, imp2, reinit r2
@@ -185,10 +219,13 @@ def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert list(saved["ratios"]) == config.keys()
     for key, value in saved["ratios"].items():
-        assert (value is None) == key.startswith(("orchestration/", "efficiency/wall")), key
+        assert (value is None) == key.startswith(
+            ("orchestration/", "efficiency/wall", "efficiency/training")), key
     assert saved["ratios"]["trainer/tiny-mlp/masked80"] > 0
     assert saved["ratios"]["options/tiny-mlp/bf16"] > 0
     assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
+    assert saved["ratios"]["packed/tiny-mlp/k4"] > 0
+    assert [row["k"] for row in saved["packed"]] == [1, 4]
     for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     speed = speed_figure(results["inference"])

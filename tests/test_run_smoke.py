@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -44,7 +46,7 @@ def test_smoke_records_every_trained_arm_on_both_granularities(smoke_store):
         assert run.info.status == "FINISHED"
         assert all(t in run.data.tags for t in REQUIRED_TAGS), run.data.tags
         assert all(m in run.data.metrics for m in SUMMARY), run.data.metrics
-        assert run.data.tags["mlflow.parentRunId"]
+        assert run.data.tags["study.launch"] and "mlflow.parentRunId" not in run.data.tags
         assert run.data.tags["study.device"] == "cpu"  # how it ran, beside what it computed
         assert run.data.tags["study.channels_last"] == "False"  # opt-in: it crashes on some CPUs
 
@@ -79,3 +81,58 @@ def test_chain_artifacts_verify_their_checksums(smoke_store):
     imp = next(t for t in space.expand() if t.stage == "imp")
     mask = Tracker("smoke", smoke_store).load(imp, "mask.pt")
     assert all(m.dtype.is_floating_point is False for m in mask.values())
+
+
+def test_runs_are_named_described_and_filterable_by_number(smoke_store):
+    client = MlflowClient(smoke_store)
+    exp = client.get_experiment_by_name("smoke")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert exp.tags["mlflow.note.content"].startswith("Smoke: the trained arms")
+    runs = _runs(smoke_store)
+    names = [r.info.run_name for r in runs]
+    assert len(set(names)) == len(names)
+    reinit = next(r for r in runs if r.data.tags["study.arm"] == "reinit"
+                  and r.data.tags["study.granularity"] == "structured"
+                  and r.data.tags["study.round"] == "2")
+    assert reinit.info.run_name.startswith("reinit-r2-struct-lr0.05-w1-s0-")
+    assert "**reinit**, round 2 of the structured l1_filter ticket" in reinit.data.tags[
+        "mlflow.note.content"]
+    deep = client.search_runs([exp.experiment_id], "metrics.round >= 2 and metrics.lr < 0.1",
+                              max_results=1000)
+    expected = [r for r in runs if r.data.tags["study.round"] == "2"]
+    assert len(deep) == len(expected) > 0 and {r.data.tags["study.round"] for r in deep} == {"2"}
+    ordered = client.search_runs([exp.experiment_id], "metrics.round >= 0",
+                                 order_by=["metrics.round DESC"], max_results=1000)
+    assert [r.data.metrics["round"] for r in ordered] == sorted(
+        (r.data.metrics["round"] for r in ordered), reverse=True)
+
+
+def test_params_say_what_each_arm_trained(smoke_store):
+    runs = _runs(smoke_store)
+
+    def one(arm, granularity="unstructured", rnd="2"):
+        return next(r.data for r in runs if r.data.tags["study.arm"] == arm
+                    and r.data.tags["study.granularity"] == granularity
+                    and r.data.tags["study.round"] == rnd)
+
+    dense = next(r.data for r in runs if r.data.tags["study.arm"] == "dense")
+    assert dense.params["trained.widths"] == "[64, 64]" and dense.params["trained.steps"] == "300"
+    finetune = one("finetune")
+    # the dense schedule's final lr (a constant schedule here), as its train_lr metric says
+    assert finetune.params["trained.lr"] == f"{finetune.metrics['train_lr']:g}" == "0.05"
+    assert finetune.params["trained.steps"] == "75" and "options.finetune_lr" not in (
+        finetune.params)
+    scratch_b = one("scratch_b")
+    steps = int(scratch_b.params["trained.steps"])  # FLOPs-matched: longer, at most the 2x cap
+    assert 300 < steps <= 600 and steps == scratch_b.metrics["train_steps"]
+    assert scratch_b.params["dense.train.steps"] == "300"  # the spec stays the spec
+    small = one("small_dense")
+    widths = json.loads(small.params["trained.widths"])
+    assert max(widths) < 64  # narrower than the dense net: its real shape, not the spec's
+    assert small.metrics["masked_fraction"] == 0.0 and small.metrics["sparsity"] > 0.5
+    assert small.metrics["remaining"] == pytest.approx(1 - small.metrics["sparsity"])
+    assert small.metrics["total_weights"] == small.metrics["nonzero_weights"] < (
+        small.metrics["dense_weights"])
+    ticket = one("lottery")
+    assert ticket.metrics["masked_fraction"] > 0.5
+    assert {"sha256.mask.pt", "sha256.init.pt"} <= set(ticket.tags)

@@ -138,24 +138,16 @@ def test_two_node_cluster_on_loopback_shares_artifacts(tmp_path):
 @pytest.fixture
 def tracking_server(tmp_path):
     """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root."""
-    import socket
-    import urllib.request
+    from servers import free_port, wait_until_up
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
+    wait_until_up(uri)
     yield uri
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)

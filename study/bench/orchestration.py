@@ -70,7 +70,7 @@ def run_path(name: str, uri: str, trials: list[TrialSpec]) -> float:
 
     def go() -> None:
         with torch_threads(1):  # run_sequential sets the trial's threads; restore afterwards
-            run_sequential(_space(name), "", trials, Tracker(name, uri), echo=lambda s: None)
+            run_sequential(_space(name), "", trials, Tracker(name, uri), echo=None)
 
     return timed(go)[0]
 
@@ -84,7 +84,7 @@ def sweep_path(name: str, uri: str, trials: list[TrialSpec], max_concurrent: int
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             counts = run_sweep(_space(name), "", trials, Tracker(name, uri),
-                               max_concurrent=max_concurrent, echo=lambda s: None)
+                               max_concurrent=max_concurrent, echo=None)
         if counts.get("done") != len(trials):
             raise RuntimeError(f"bench sweep {name}: {counts}\n{sink.getvalue()[-2000:]}")
 

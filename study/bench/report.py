@@ -22,11 +22,15 @@ TARGETS = {  # key prefix -> (comparison, threshold)
     "orchestration/trial_in_sweep_over_run": ("<=", 1.05),
     "orchestration/parallel_speedup": (">=", 1.8),
     "orchestration/parallel_span_speedup": (">=", 1.8),
+    "packed/mlp-mnist1d/k16": (">=", 2.5),  # packs of the quickstart's MLP over solo bare
+    "packed/mlp-mnist1d/k64": (">=", 3.0),
+    "efficiency/training_over_solo_bare": (">=", 1.5),  # a finished quickstart, idle machine
 }
 
 
 def ratio_keys(trainer: list[str], models: list[str], batches: list[int],
-               sparsities: list[float], options: list[tuple[str, str]]) -> list[str]:
+               sparsities: list[float], options: list[tuple[str, str]],
+               packed: list[tuple[str, int]] = ()) -> list[str]:
     """Every ratio the JSON carries (None where a part was skipped), in table order."""
     from study.bench.inference import METHODS
 
@@ -38,7 +42,8 @@ def ratio_keys(trainer: list[str], models: list[str], batches: list[int],
     keys += [f"inference/{m}/b{b}/{method}/{round(s * 100)}" for m in models for b in batches
              for method in METHODS for s in sparsities]
     keys += ["efficiency/naive_over_unique_steps", "efficiency/wall_over_critical_path",
-             "efficiency/wall_over_lower_bound"]
+             "efficiency/wall_over_lower_bound", "efficiency/training_over_solo_bare"]
+    keys += [f"packed/{model}/k{k}" for model, k in packed]
     return keys
 
 
@@ -73,6 +78,10 @@ def collect_ratios(results: dict, keys: list[str]) -> dict[str, float | None]:
         for name in ("wall_over_critical_path", "wall_over_lower_bound"):
             if path.get(name) is not None:
                 found[f"efficiency/{name}"] = path[name]
+        if (eff.get("training") or {}).get("efficiency") is not None:
+            found["efficiency/training_over_solo_bare"] = eff["training"]["efficiency"]
+    for row in results.get("packed") or []:
+        found[f"packed/{row['model']}/k{row['k']}"] = row["ratio_vs_solo_bare"]
     return {k: found.get(k) for k in keys}
 
 

@@ -1,4 +1,4 @@
-"""`study bench`: the four measurements in order, at full or quick size, into one result."""
+"""`study bench`: the measurements in order, at full or quick size, into one result."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from study.bench.efficiency import sweep_efficiency
 from study.bench.inference import InferenceCase, inference_cases, run_inference
 from study.bench.options import OptionCase, option_cases, run_options
 from study.bench.orchestration import bench_orchestration
+from study.bench.packed import PackedCase, packed_cases, run_packed
 from study.bench.profiling import cprofiled
 from study.bench.report import collect_ratios, intervals, ratio_keys, table, write
 from study.bench.timing import load_average, torch_threads
 from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
 
-PARTS = ("trainer", "options", "orchestration", "inference", "efficiency")
+PARTS = ("trainer", "options", "orchestration", "inference", "efficiency", "packed")
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class BenchConfig:
     """Space whose plan the efficiency part counts."""
     tracking_uri: str | None = None
     """A store holding a finished run of `space`: adds wall time against the critical path."""
+    packed: list[PackedCase] = field(default_factory=list)
+    """Packs of K stacked nets against the solo bare loop."""
     device: str = "cpu"
-    """Where the options part trains (the GPU check); the other parts measure the CPU."""
+    """Where the options and packed parts train (the GPU check); the others measure the CPU."""
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
@@ -54,12 +57,14 @@ class BenchConfig:
         trainer = trainer_cases(quick)
         device = overrides.get("device", "cpu")
         return cls(quick=quick, trainer=trainer, options=option_cases(trainer, quick, device),
-                   inference=inference_cases(), **{**sizes, **overrides})
+                   inference=inference_cases(), packed=packed_cases(quick),
+                   **{**sizes, **overrides})
 
     def keys(self) -> list[str]:
         return ratio_keys([c.name for c in self.trainer], [c.name for c in self.inference],
                           list(self.batches), list(self.sparsities),
-                          [(c.case.name, o) for c in self.options for o in c.options])
+                          [(c.case.name, o) for c in self.options for o in c.options],
+                          [(c.name, k) for c in self.packed for k in c.ks])
 
 
 def _meta(config: BenchConfig) -> dict:
@@ -114,4 +119,6 @@ def _run_part(part: str, config: BenchConfig, echo):
                              config.inference_reps, echo)
     if part == "efficiency":
         return sweep_efficiency(config.space, config.tracking_uri, echo)
+    if part == "packed":
+        return run_packed(config.packed, config.device, echo)
     raise ValueError(f"unknown bench part {part!r}; known: {', '.join(PARTS)}")

@@ -1,0 +1,141 @@
+"""Packs: trials whose nets train as one stacked model, each still its own trial.
+
+A trial is the unit of identity and record; a pack is the unit of execution. Trials pack
+together when one stacked loop can train them: the same data, the same architecture (family and
+widths; masks may differ), the TrainSpec fields a loop shares (`study.stacked.SHARED_FIELDS`),
+the same budget and start step. Members keep their spec, id, seed, mask, lr and record; the
+pack is recorded only as tags (`study.pack`, `study.pack_size`). Packing changes speed, not the
+experiment, so it is not part of any id.
+
+Grouping happens twice: `pack_key` predicts, from the specs alone, which pending trials will fit
+one loop (the scheduler needs that before any artifact exists); `run_pack` then sets the trials
+up and groups them by their exact shapes, so a wrong prediction costs speed, never correctness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from study.context import Fetch
+from study.execution import Execution
+from study.plan import budget
+from study.specs import TrialSpec
+from study.stacked import SHARED_FIELDS
+from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
+from study.train import Checkpointer, train_members
+from study.trial import Prepared, TrialRecord, finish, prepare, untrained_result
+
+REWOUND = ("lottery", "sign_constant", "random_prune")
+"""Arms that start at the rewind step (the others start at step 0)."""
+OnEval = Callable[[TrialSpec], Callable[[dict[str, float]], None] | None]
+
+
+def default_pack_size(device: str) -> int:
+    """Members per pack when `--pack-size` is not given: 16 on a CPU (2.5-3x the one-at-a-time
+    loop for small nets, `study bench --part packed`; 64 adds little there and delays a pack
+    until more trials are ready), 64 on a GPU (small nets leave it idle at any K below that)."""
+    return 64 if device.startswith("cuda") else 16
+
+
+def pack_key(spec: TrialSpec) -> str:
+    """Trials with equal keys are predicted to fit one stacked loop (from the specs alone)."""
+    d = spec.dense
+    if spec.arm in ("supermask", "weight_agnostic"):  # evaluated, never trained: alone
+        return f"untrained:{spec.id}"
+    shape: object = d.model.canonical()
+    if spec.arm == "small_dense" or (spec.prune and spec.prune.granularity == "structured"):
+        # widths follow from the round's mask: predicted equal for the same plan and round
+        shape = [shape, spec.arm == "small_dense", spec.prune.canonical(), spec.round]
+    start = spec.prune.rewind_step if spec.arm in REWOUND else 0
+    steps = budget(spec)
+    if spec.arm == "scratch_b":  # its budget follows the FLOPs of its mask
+        shape = [shape, "scratch_b", spec.prune.canonical(), spec.round]
+    shared = {f: getattr(d.train, f) for f in SHARED_FIELDS}
+    if not spec.trains_with_bn_l1:  # Network Slimming's penalty only where the protocol has it
+        shared["bn_l1"] = 0.0
+    return json.dumps([d.data.canonical(), shape, shared, steps, start], sort_keys=True)
+
+
+def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[TrialSpec]:
+    """The first pending trial whose parents are done and up to `size` - 1 more ready ones
+    with its key, in order; [] when none is ready."""
+    ready = [s for s in pending if all(p.id in done for p in s.parents())]
+    if not ready:
+        return []
+    key = pack_key(ready[0])
+    return [s for s in ready if pack_key(s) == key][:size]
+
+
+def pack_id(specs: list[TrialSpec]) -> str:
+    return hashlib.sha256(",".join(sorted(s.id for s in specs)).encode()).hexdigest()[:12]
+
+
+class _Scoped(Checkpointer):
+    """The one checkpoint slot of a released pack, shared by the groups it trains in turn:
+    each group loads only a checkpoint its own members wrote."""
+
+    def __init__(self, inner: Checkpointer, ids: list[str]) -> None:
+        super().__init__()
+        self.inner, self.ids = inner, ids
+
+    def due(self, step: int) -> bool:
+        return self.inner.due(step)
+
+    def load(self) -> dict | None:
+        saved = self.inner.load()
+        return saved if saved is not None and saved.get("ids") == self.ids else None
+
+    def save(self, state: dict) -> None:
+        self.inner.save({**state, "ids": self.ids})
+
+
+def exact_key(prepared: Prepared) -> tuple:
+    """What one stacked loop needs equal, read from the set-up nets themselves."""
+    setup, spec = prepared.setup, prepared.train_spec
+    return (type(setup.model).__name__,
+            tuple(tuple(p.shape) for p in setup.model.parameters()),
+            prepared.spec.dense.data.canonical_json(),
+            tuple(getattr(spec, f) for f in SHARED_FIELDS),
+            setup.total_steps, setup.start_step, setup.trains or prepared.spec.id)
+
+
+def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None = None,
+             checkpointer: Checkpointer | None = None, on_eval: OnEval | None = None,
+             stacked: bool = True) -> dict[str, TrialRecord | Exception]:
+    """Set up, train and count every trial of a pack; {id: its record, or the error that
+    failed it}. A trial whose upstream artifact is bad or missing fails alone; one whose
+    parent diverged or was skipped is recorded skipped. `stacked=False` trains each member as
+    a plain module (a pack of one: today's loop exactly)."""
+    execution = execution or Execution()
+    out: dict[str, TrialRecord | Exception] = {}
+    groups: dict[tuple, list[Prepared]] = {}
+    for spec in specs:
+        try:
+            prepared = prepare(spec, fetch, execution)
+        except UpstreamFailed as err:
+            out[spec.id] = TrialRecord("skipped", {}, [],
+                                       tags={"study.skip_reason": str(err)[:500]})
+            continue
+        except (ArtifactError, UpstreamNotReady) as err:
+            out[spec.id] = err
+            continue
+        groups.setdefault(exact_key(prepared), []).append(prepared)
+    for group in groups.values():
+        ids = [p.spec.id for p in group]
+        tags = {"study.pack": pack_id([p.spec for p in group]),
+                "study.pack_size": str(len(group))}
+        first = group[0]
+        if not first.setup.trains:
+            results = [untrained_result(first)]
+        else:
+            scoped = _Scoped(checkpointer, ids) if checkpointer is not None else None
+            members = [p.member(on_eval(p.spec) if on_eval else None) for p in group]
+            results = train_members(members, first.ctx.data,
+                                    total_steps=first.setup.total_steps,
+                                    start_step=first.setup.start_step, checkpointer=scoped,
+                                    execution=execution, stacked=stacked)
+        for prepared, result in zip(group, results):
+            out[prepared.spec.id] = finish(prepared, result, execution, tags)
+    return {s.id: out[s.id] for s in specs}
