@@ -18,6 +18,7 @@ from analysis.load import load_runs
 from analysis.pipeline import analyze
 from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
 from study.tracking import Tracker
+from study.trial import TrialRecord
 
 SEEDS = (0, 1, 2)
 KS = (0, 10, 30)
@@ -40,18 +41,22 @@ def _metrics(acc: float, **extra) -> dict[str, float]:
             "nonzero_weights": 500, "total_weights": 1000, "train_steps": 60, **extra}
 
 
+def _write(tracker: Tracker, launch: str, spec: TrialSpec, metrics: dict[str, float]) -> None:
+    tracker.start(spec, parent=launch).finish(TrialRecord("finished", metrics, []))
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('stab') / 'mlflow.db'}"
     tracker = Tracker("stab", uri)
-    launch = tracker.start_launch("stab", {"space.py": "# synthetic"})
+    launch = tracker.start_launch("stab", '"""A synthetic stability study."""')
     for lr in (0.01, 0.1):
         for width in WIDTHS:
             for seed in SEEDS:
                 dense = DenseSpec(model=ModelSpec(hidden=(16,), width=width),
                                   train=TrainSpec(lr=lr, steps=60), seed=seed)
                 spec = TrialSpec(stage="dense", arm="dense", dense=dense)
-                tracker.record(spec, "finished", _metrics(0.9, sparsity=0.0), [], {}, launch)
+                _write(tracker, launch, spec, _metrics(0.9, sparsity=0.0))
                 for k in KS:
                     plan = PruneSpec(rounds=1, rewind_step=k)
                     barrier, gap = planted(lr, k)
@@ -59,17 +64,17 @@ def study(tmp_path_factory):
                                      ("reinit", 0.85 - NOISE[seed] / 2)):
                         stage = "imp" if arm == "lottery" else "arm"
                         spec = TrialSpec(stage=stage, arm=arm, round=1, dense=dense, prune=plan)
-                        tracker.record(spec, "finished", _metrics(acc), [], {}, launch)
+                        _write(tracker, launch, spec, _metrics(acc))
                     values = (0.2 * barrier + NOISE[seed] / 4, barrier + NOISE[seed])
                     for round_, value in enumerate(values):
                         line = TrialSpec(stage="arm", arm="interpolation", round=round_,
                                          dense=dense,
                                          prune=plan if round_ else PruneSpec(rewind_step=k))
                         for copy in line.parents() if k == 0 else []:  # enough to test them
-                            tracker.record(copy, "finished", _metrics(0.85), [], {}, launch)
-                        tracker.record(line, "finished", _metrics(
+                            _write(tracker, launch, copy, _metrics(0.85))
+                        _write(tracker, launch, line, _metrics(
                             0.8, barrier_test=value, barrier_val=value,
-                            sparsity=0.5 if round_ else 0.0), [], {}, launch)
+                            sparsity=0.5 if round_ else 0.0))
     tracker.end_launch(launch)
     return uri
 
