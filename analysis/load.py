@@ -23,11 +23,11 @@ REQUIRED = ("study.id", "study.stage", "study.arm", "study.granularity", "study.
             "study.criterion", "study.schedule", "study.round", "study.seed", "study.ticket",
             "study.dense_id", "study.model", "study.width", "study.dataset", "study.lr",
             "study.warmup", "study.rewind_step", "study.outcome")
-OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version")
+OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version", "study.noise_seed")
 STAGES = ("dense", "imp", "arm")
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
-           "flops", "train_steps", "train_seconds", "match_error")
+           "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val")
 CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 INTS = ("round", "seed", "warmup", "rewind_step")
 FLOATS = ("width", "lr")

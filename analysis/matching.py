@@ -11,7 +11,8 @@ import pandas as pd
 
 from analysis.stats import COMPARISONS, CONDITION
 
-CELL = ["arm", "ticket", "round", "seed"]
+CELL = ["arm", "ticket", "round", "seed", "noise_seed"]
+"""One run per cell: the two copies of a stability analysis differ only by their noise seed."""
 PLAN = ["granularity", "scope", "criterion", "schedule", "rewind_step"]
 NET = ["dataset", "model", "width", "lr", "warmup", "seed"]
 

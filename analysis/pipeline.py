@@ -14,7 +14,17 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from analysis import best_lr, effect_map, figures, power, regime, rethinking, scaling, summary
+from analysis import (
+    best_lr,
+    effect_map,
+    figures,
+    power,
+    regime,
+    rethinking,
+    scaling,
+    stability,
+    summary,
+)
 from analysis.load import load_curves, load_runs, resolve_uri
 from analysis.matching import unmatched
 from analysis.report import Section, paragraph_section, table_section, text_section, write
@@ -27,7 +37,9 @@ FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "3_rethinking": "Rethinking comparison", "4_regime_map": "regime map",
            "5_scaling": "scaling figure", "6_training_curves": "training curves",
            "8_effect_map": "lottery-effect map", "9_effect_vs_weights":
-           "lottery effect at equal nonzero weights"}
+           "lottery effect at equal nonzero weights",
+           "10_barrier_vs_k": "error barrier vs rewind step",
+           "11_barrier_vs_gap": "error barrier vs lottery − reinit gap"}
 
 
 @dataclass
@@ -59,6 +71,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     start = time.monotonic()
     uri = resolve_uri(tracking_uri)
     frame, unusable, launches = load_runs(experiment, uri)
+    frame, lines = stability.split(frame)  # stability runs get their own section
     book = Book(Path(out) if out is not None else Path("out") / experiment)
     book.out.mkdir(parents=True, exist_ok=True)
     theme()
@@ -71,6 +84,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, scale, uri, metric, echo)
     _criteria(book, frame, metric)
+    _stability(book, frame, lines, metric, echo)
     book.written += book.figures + write(book.out, f"Study report: {experiment}",
                                          book.sections, book.figures, book.skipped)
     _log(uri, launches, book.written, echo)
@@ -196,6 +210,35 @@ def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
     if len(schedules):
         book.table("Gradual vs one-shot pruning (iterative − one-shot, lottery arm)",
                    schedules, "schedule_effect")
+
+
+def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str,
+               echo: Callable[[str], object]) -> None:
+    """A study with interpolation runs: the barrier vs k (figure 10, table), the barrier beside
+    the lottery − reinit gap (figure 11, table) and whether stability predicts the effect."""
+    if lines.empty:
+        return
+    summary_k = stability.barrier_vs_k(stability.barriers(lines))
+    book.table("Stability to SGD noise: test error barrier between two copies of θk (mean and "
+               "95% t interval over seeds; round 0 = the dense net)",
+               stability.display(summary_k), "stability_barriers", summary_k)
+    joined = stability.with_gap(summary_k, frame, metric)
+    corr = stability.correlation(joined) if len(joined) else {"n": 0, "r": float("nan")}
+    if len(joined):
+        book.table("Error barrier beside the lottery − reinit gap (same IMP round, paired by "
+                   "seed)", stability.gap_display(joined), "stability_vs_lottery", joined)
+        book.sections.append(text_section("Does stability predict the lottery effect?",
+                                          stability.sentences(joined, corr)))
+    else:
+        book.skipped.append("stability vs lottery effect skipped: no IMP round has both an "
+                            "interpolation and a lottery − reinit comparison")
+    for name, result in (("10_barrier_vs_k", stability.figure_vs_k(summary_k)),
+                         ("11_barrier_vs_gap", stability.scatter(joined, corr))):
+        if isinstance(result, str):
+            book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
+            echo(book.skipped[-1])
+        else:
+            book.figures += save(result, book.out, name)
 
 
 def _curves(frame: pd.DataFrame, uri: str):

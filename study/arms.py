@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from study import interpolate
 from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, restrict, shrink
 from study.specs import UNTRAINED, TrainSpec, TrialSpec
 
 FRESH = 10_000_019  # offset of the seed of every fresh ("random reinit") initialisation
-REWOUND = ("lottery", "sign_constant", "random_prune")
+REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
 """Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
 FLOPS_MATCHED = ("scratch_b", "small_dense_b")
 """Arms whose budget is Scratch-B's: dense steps x FLOPs(dense)/FLOPs(this net), capped."""
@@ -32,6 +33,7 @@ class Setup:
     start_step: int = 0
     train: TrainSpec | None = None  # None: the trial's own (`TrialContext.train`)
     trains: bool = True
+    keep_final: bool = False  # record the trained weights (final.pt) for a later trial
     artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -48,8 +50,9 @@ def steps(spec: TrialSpec, flops_ratio: float | None = None) -> tuple[int, int]:
     arm and by the sweep's plan, which trains the difference.
 
     Dense-length arms span the dense run's T steps; the rewound ones (lottery, sign_constant,
-    random_prune) resume at the rewind step k. finetune: `finetune_fraction` x T (Rethinking:
-    40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`. Untrained arms: none.
+    random_prune, stability) resume at the rewind step k. finetune: `finetune_fraction` x T
+    (Rethinking: 40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`.
+    Untrained arms: none.
     """
     total = spec.dense.total_steps()
     if spec.arm in UNTRAINED:
@@ -197,9 +200,38 @@ def weight_agnostic(ctx: TrialContext) -> Setup:
     return setup
 
 
+def stability(ctx: TrialContext) -> Setup:
+    """One copy of Frankle et al.'s instability analysis: θk (the dense net's at round 0, else
+    the round's subnetwork on its mask) trained from step k to the dense budget under the
+    trial's own noise seed; its final weights are kept for the interpolation."""
+    if ctx.spec.round == 0:
+        setup = _setup(ctx, ctx.big(ctx.rewind), None)
+    else:
+        setup = _on_mask(ctx, ctx.rewind, ctx.mask)
+    setup.keep_final = True
+    return setup
+
+
+def interpolation(ctx: TrialContext) -> Setup:
+    """The error on the line between the two copies' final weights (`study.interpolate`),
+    as flat metrics; the net left for the run's own evaluation is the midpoint."""
+    copy_a, copy_b = ctx.spec.parents()
+    a, b = ctx.fetch(copy_a, "final.pt"), ctx.fetch(copy_b, "final.pt")
+    mask = None
+    if ctx.spec.round > 0:  # the round's mask, from the copies' own IMP parent
+        mask = ctx.fetch(next(p for p in copy_a.parents() if p.stage == "imp"), "mask.pt")
+    model = ctx.small(mask, a) if ctx.structured and mask is not None else ctx.big(a)
+    train = ctx.spec.dense.train
+    metrics, midpoint = interpolate.path(model, a, b, ctx.data, train.batch_size,
+                                         train.precision, seed=ctx.spec.dense.seed)
+    model.load_state_dict(midpoint)
+    masks = None if ctx.structured else mask
+    return _setup(ctx, model, masks, trains=False, metrics=metrics)
+
+
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
     "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
-    "weight_agnostic": weight_agnostic,
+    "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
 }

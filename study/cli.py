@@ -197,11 +197,11 @@ def tune(space: SpaceArg,
     """Tune ARM's learning rate with Optuna TPE on the validation split (`<space>-tuning`)."""
     _check_address(address)
     _execution(device, channels_last, compile)
-    from study.specs import ARMS
+    from study.specs import ARMS, STABILITY_ARMS
 
-    if arm not in ARMS or arm == "dense":
-        raise fail(f"--arm {arm}: unknown arm; allowed: "
-                   + ", ".join(a for a in ARMS if a != "dense"))
+    tunable = [a for a in ARMS if a != "dense" and a not in STABILITY_ARMS]
+    if arm not in tunable:
+        raise fail(f"--arm {arm}: unknown or untunable arm; allowed: " + ", ".join(tunable))
     loaded, source, specs, tracker = _prepare(space, tracking_uri, data_dir, [], device)
     execution = _execution(device, channels_last, compile, loaded)
     from study.space import SpaceError

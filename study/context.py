@@ -102,7 +102,7 @@ class TrialContext:
     @cached_property
     def rewind(self) -> dict[str, torch.Tensor]:
         """θk: the big net's weights at the rewind step (θ0 when it is 0)."""
-        if self.spec.stage == "arm" or any(p.stage == "imp" for p in self.spec.parents()):
+        if any(p.stage == "imp" for p in self.spec.parents()):  # a round's ticket keeps θk
             return self.fetch_imp("init.pt")
         theta0, k = self.fetch_dense("init.pt"), self.spec.prune.rewind_step
         if k == 0:

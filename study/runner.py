@@ -81,7 +81,7 @@ def outcome_text(spec: TrialSpec, outcome: str, test_acc: float | None) -> str:
 
 
 def describe(spec: TrialSpec) -> str:
-    where = spec.prune.granularity if spec.prune else "dense"
+    where = spec.prune.granularity if spec.prune and spec.round else "dense"
     return (f"{spec.arm:<13} round {spec.round} seed {spec.dense.seed} {where:<12} "
             f"lr {spec.dense.train.lr:g} width {spec.dense.model.width:g} ({spec.id})")
 

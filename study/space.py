@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from study.specs import (
     ARMS,
+    STABILITY_ARMS,
     ArmOptions,
     DataSpec,
     DenseSpec,
@@ -66,6 +67,11 @@ class Space(BaseModel):
     arms: list[str] = ["reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
                        "small_dense", "supermask"]
     """Control arms trained on every round's mask (dense and lottery always run)."""
+    stability: list[int] = []
+    """Rounds whose instability to SGD noise is measured (Frankle et al. 2020): two copies of
+    θk trained under two noise seeds and the line between them (arms stability and
+    interpolation). 0 = the dense net at each plan's rewind step k; r = IMP round r's
+    subnetwork. Empty: none."""
     resources: Resources = Resources()
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     """Seconds of training between a sweep trial's checkpoints: a killed trial resumes from the
@@ -103,11 +109,21 @@ class Space(BaseModel):
     @classmethod
     def _known_arms(cls, arms: list[str]) -> list[str]:
         for arm in arms:
+            if arm in STABILITY_ARMS:
+                raise ValueError(f"arms: {arm!r} is not a control arm; list the rounds to "
+                                 "measure in `stability` (0 = the dense net)")
             if arm not in ARMS or arm in ("dense", "lottery"):
-                allowed = [a for a in ARMS if a not in ("dense", "lottery")]
+                allowed = [a for a in ARMS if a not in ("dense", "lottery", *STABILITY_ARMS)]
                 raise ValueError(f"arms: unknown control arm {arm!r}; allowed: "
                                  f"{', '.join(allowed)} (dense and lottery always run)")
         return arms
+
+    @field_validator("stability")
+    @classmethod
+    def _stability_rounds(cls, rounds: list[int]) -> list[int]:
+        if any(r < 0 for r in rounds) or len(set(rounds)) != len(rounds):
+            raise ValueError(f"stability: {rounds}; give distinct rounds >= 0 (0 = dense net)")
+        return rounds
 
     @field_validator("grid")
     @classmethod
@@ -154,7 +170,7 @@ class Space(BaseModel):
 
         `tuned` ({arm: {"lr": ...}}) fills options the space marks "tuned"; without it they are
         left at their defaults (enough to validate the space)."""
-        dense, imp, arms = {}, {}, {}
+        dense, imp, arms, copies, lines = {}, {}, {}, {}, {}
         for sections in self.combinations():
             for seed in self.seeds:
                 d, p, _ = _specs(_untuned(sections), seed)
@@ -168,8 +184,15 @@ class Space(BaseModel):
                         spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
                                       options=_options(sections, arm, tuned))
                         arms.setdefault(spec.id, spec)
+                for r in self.stability:
+                    plan = p if r > 0 else PruneSpec(rewind_step=p.rewind_step)
+                    spec = _trial(sections, stage="arm", arm="interpolation", round=r, dense=d,
+                                  prune=plan)
+                    lines.setdefault(spec.id, spec)
+                    copies.update({c.id: c for c in spec.parents()})
         by_round = sorted(imp.values(), key=lambda s: s.round)
-        return [*dense.values(), *by_round, *sorted(arms.values(), key=lambda s: s.round)]
+        return [*dense.values(), *by_round, *sorted(arms.values(), key=lambda s: s.round),
+                *copies.values(), *lines.values()]
 
 
 def _specs(sections: dict[str, dict[str, Any]], seed: int):

@@ -18,17 +18,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ARMS = (
     "dense", "lottery", "reinit", "scratch_b", "finetune",
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
-    "weight_agnostic",
+    "weight_agnostic", "stability", "interpolation",
 )
 UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
 STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
-UNTRAINED = ("supermask", "weight_agnostic")
+UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
 """Arms evaluated on their mask without any training."""
 DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
 """Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
 Stage = Literal["dense", "imp", "arm"]
 COSINE_FINAL = 0.01
 """`TrainSpec.final_lr` of a cosine schedule, as a fraction of its peak lr."""
+STABILITY_ARMS = ("stability", "interpolation")
+"""Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
+noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
+NOISE_OFFSET = 20_000_003
+
+
+def copy_noise_seeds(seed: int) -> tuple[int, int]:
+    """The noise seeds of a stability analysis' two copies: distinct from every init seed's own
+    data order, and from those of every other seed."""
+    return NOISE_OFFSET + 2 * seed, NOISE_OFFSET + 2 * seed + 1
 
 
 class Spec(BaseModel):
@@ -327,10 +337,21 @@ class TrialSpec(Spec):
     dense: DenseSpec
     prune: PruneSpec | None = None
     options: ArmOptions = ArmOptions()
+    noise_seed: int | None = Field(default=None, ge=0)
+    """Seed of the SGD noise (batch order, augmentation draws) when it differs from the init
+    seed `dense.seed`; None = the init seed. θ0 and the masks never depend on it."""
+
+    @property
+    def data_seed(self) -> int:
+        """The seed the training loop's batches and augmentation follow."""
+        return self.dense.seed if self.noise_seed is None else self.noise_seed
 
     @model_validator(mode="after")
     def _consistent(self) -> TrialSpec:
         _one_of("arm", self.arm, ARMS)
+        self._noise_fits()
+        if self.round == 0 and self.arm in STABILITY_ARMS:
+            return self._dense_stability()
         if self.stage == "dense":
             if self.arm != "dense" or self.round != 0 or self.prune is not None:
                 raise ValueError("stage 'dense' is the dense arm at round 0 with no pruning plan")
@@ -358,6 +379,9 @@ class TrialSpec(Spec):
                     f"prune.criterion: bn_scale ranks BatchNorm scales; {self.dense.model.name!r} "
                     "has no BatchNorm (use l1_filter, or vgg*/resnet*)"
                 )
+        return self._rewind_within_training()
+
+    def _rewind_within_training(self) -> TrialSpec:
         total = self.dense.total_steps()
         if self.prune.rewind_step >= total:
             raise ValueError(
@@ -365,6 +389,27 @@ class TrialSpec(Spec):
                 f"({total} steps); use a step in 0..{total - 1}"
             )
         return self
+
+    def _noise_fits(self) -> None:
+        if self.noise_seed is not None and self.noise_seed == self.dense.seed:
+            raise ValueError(f"noise_seed: {self.noise_seed} is the init seed (dense.seed); "
+                             "leave it unset")
+        if self.arm == "stability" and self.noise_seed is None:
+            raise ValueError("noise_seed: a stability copy needs its own noise seed "
+                             "(see copy_noise_seeds)")
+        if self.arm == "interpolation" and self.noise_seed is not None:
+            raise ValueError("noise_seed: the interpolation trains nothing; leave it unset "
+                             "(its copies carry the noise seeds)")
+        if self.arm in STABILITY_ARMS and self.stage != "arm":
+            raise ValueError(f"arm {self.arm!r} belongs to stage 'arm', not {self.stage!r}")
+
+    def _dense_stability(self) -> TrialSpec:
+        """Round 0: the dense net at θk, which reads only the rewind step of a plan (one
+        trial for every plan that shares k, not one per granularity)."""
+        if self.prune is None or self.prune != PruneSpec(rewind_step=self.prune.rewind_step):
+            raise ValueError("prune: round 0 (the dense net's stability) reads only "
+                             "prune.rewind_step; give prune={'rewind_step': k} and nothing else")
+        return self._rewind_within_training()
 
     @property
     def ticket(self) -> str:
@@ -412,7 +457,13 @@ class TrialSpec(Spec):
         an arm's own round first; finetune also reads the round its mask was computed from)."""
         if self.stage == "dense":
             return []
+        if self.arm == "interpolation":  # the two copies whose final weights it joins
+            return [TrialSpec(stage="arm", arm="stability", round=self.round, dense=self.dense,
+                              prune=self.prune, noise_seed=s)
+                    for s in copy_noise_seeds(self.dense.seed)]
         dense = TrialSpec(stage="dense", arm="dense", dense=self.dense)
+        if self.round == 0:  # a stability copy of the dense net at θk
+            return [dense]
         if self.stage == "imp":
             rounds = [self.source_round] if self.source_round else []
         else:

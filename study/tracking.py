@@ -14,7 +14,8 @@
   runs count as done; a finished id is never written twice.
 - Tags `study.*` (strings, for equality filters): id, stage, arm, granularity, scope, criterion,
   schedule, round, seed, ticket, dense_id, model, width, dataset, lr, warmup, rewind_step,
-  outcome, space, version, launch (+ failure, attempt). Run descriptions
+  noise_seed (the seed of the batch order), outcome, space, version, launch (+ failure,
+  attempt). Run descriptions
   (`mlflow.note.content`) say the same in words.
 - Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
   `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
@@ -31,7 +32,9 @@
   weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
   `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
-  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b).
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
+  `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
+  interpolation).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `sha256.<file>` that every reader verifies.
 """
@@ -145,6 +148,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.scope": p.scope if p else "none", "study.criterion": p.criterion if p else "none",
         "study.schedule": p.schedule if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
+        "study.noise_seed": str(spec.data_seed),
         "study.version": __version__,
     }
 

@@ -39,7 +39,7 @@ class Prepared:
     train_spec: TrainSpec  # the arm's own lr and weight decay included
 
     def member(self, on_eval=None) -> Member:
-        return Member(self.setup.model, self.train_spec, self.spec.dense.seed,
+        return Member(self.setup.model, self.train_spec, self.spec.data_seed,
                       masks=self.setup.masks, on_eval=on_eval)
 
 
@@ -81,7 +81,7 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
     if setup.trains:
         metrics["train_lr"] = train_spec.lr  # the base lr it trained at, whatever set it
     artifacts = dict(setup.artifacts)
-    if spec.stage in ("dense", "imp") and result.outcome == "finished":
+    if (spec.stage in ("dense", "imp") or setup.keep_final) and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     params = {"trained.widths": str(model.widths)}
     if setup.trains:

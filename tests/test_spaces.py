@@ -49,6 +49,11 @@ EXPECTED = {
                  {3}, [0, 1, 2]),
     "lr_regimes": (2760, {("dense", "dense"): 40, ("imp", "lottery"): 1360,
                           ("arm", "reinit"): 1360}, {12, 5}, [0, 1, 2, 3, 4]),
+    "stability": (720, {("dense", "dense"): 18, ("imp", "lottery"): 108, ("arm", "reinit"): 108,
+                        ("arm", "stability"): 324, ("arm", "interpolation"): 162}, {1}, [0, 1, 2]),
+    "stability_cifar": (534, {("dense", "dense"): 6, ("imp", "lottery"): 192,
+                              ("arm", "stability"): 96, ("arm", "interpolation"): 48},
+                        {8}, [0, 1, 2]),
 }
 FILE_SPACES = ("lth_lenet_mnist", "lth_conv_cifar", "rethinking_cifar", "lr_regimes")
 
@@ -71,8 +76,9 @@ def test_space_expands_to_the_planned_trials(spaces, name):
     by_arm = Counter((t.stage, t.arm) for t in trials)
     assert len(trials) == count
     assert {k: by_arm[k] for k in stage_arms} == stage_arms
-    assert {arm for stage, arm in by_arm if stage == "arm"} == set(space.arms)
-    assert {t.prune.rounds for t in trials if t.prune} == rounds
+    measured = {"stability", "interpolation"} if space.stability else set()
+    assert {arm for stage, arm in by_arm if stage == "arm"} == set(space.arms) | measured
+    assert {t.prune.rounds for t in trials if t.prune and t.round > 0} == rounds
     assert sorted({t.dense.seed for t in trials}) == seeds
     # upstream first: every trial's parents come before it (the sweep's dependency order)
     seen = set()
