@@ -321,15 +321,15 @@ def test_bn_l1_trains_only_the_nets_whose_scales_are_ranked(monkeypatch):
             expected = 1e-4 if (stage, arm, schedule) in penalised else 0.0
             assert TrialContext(spec, None).train.bn_l1 == expected, (stage, arm, schedule)
     # what the loop really receives: dense and round 1 train, the rest stop at the call
-    seen, real = [], study.trial.train
+    seen, real = [], study.trial.train_members
 
-    def spy(model, data, spec, **kw):
-        seen.append(spec.bn_l1)
+    def spy(members, data, **kw):
+        seen.extend(m.spec.bn_l1 for m in members)
         if len(seen) > 2:
             raise Captured
-        return real(model, data, spec, **kw)
+        return real(members, data, **kw)
 
-    monkeypatch.setattr(study.trial, "train", spy)
+    monkeypatch.setattr(study.trial, "train_members", spy)
     store = MemoryStore()
     store.run(TrialSpec(stage="dense", arm="dense", dense=dense))
     store.run(TrialSpec(stage="imp", arm="lottery", round=1, dense=dense,
