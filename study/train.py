@@ -233,7 +233,7 @@ class Solo:
                                 torch._foreach_sign(self.bn_scales), alpha=spec.bn_l1)
         self.opt.step()
         _apply(self.weights, self.keep)
-        return loss.detach().view(1)
+        return loss.detach()  # 0-d: adds into the (1,) running sum without a view op
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
         return [evaluate(self.member.model, x, y, self.member.spec.precision)]
