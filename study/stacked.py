@@ -174,8 +174,8 @@ class Stacked:
         return run(params, self.buffers, x)
 
     def _lrs(self, step: int) -> torch.Tensor:
-        values = [lr_at(self.members[m].spec, step, self.total_steps, self.members[m].base_lr)
-                  for m in self.alive]
+        specs = [self.members[m].spec for m in self.alive]
+        values = [lr_at(spec, step, self.total_steps, spec.lr) for spec in specs]
         if values != self._lr_key:  # a constant schedule builds its tensor once
             self._lr_key = values
             self._lr = torch.tensor(values, device=self.flat.device).unsqueeze(1)
