@@ -17,7 +17,8 @@ from study.data import Splits, load_data
 from study.models import MODELS, PrunableNet, build_model, count
 from study.models.base import seeded
 from study.pruning import Masks, draw_batches, initial_mask, prune_units, prune_weights
-from study.specs import DATA_CRITERIA, TrainSpec, TrialSpec
+from study.pruning.registry import CRITERIA, SUPERMASK
+from study.specs import TrainSpec, TrialSpec
 from study.train import train
 
 Fetch = Callable[[TrialSpec, str], dict[str, torch.Tensor]]
@@ -137,7 +138,7 @@ class TrialContext:
         gen = torch.Generator().manual_seed(seed * 1009 + r)
         previous, source = self.source()
         batches = None
-        if plan.criterion in DATA_CRITERIA:  # hutchinson's probes also come from this generator
+        if CRITERIA[plan.criterion].data:  # hutchinson's probes also come from this generator
             gen = torch.Generator().manual_seed(1_000_003 * (seed + 1) + self.spec.source_round)
             batches = draw_batches(self.data.x_train, self.data.y_train, plan.saliency_batches,
                                    self.spec.dense.train.batch_size, gen)
@@ -146,7 +147,7 @@ class TrialContext:
         theta0 = self.big(self.fetch_dense("init.pt"))
         mask = prune_weights(plan, r, source, theta0, previous, gen, batches=batches)
         same_sign = prune_weights(plan, r, source, self.big(self.rewind), previous, gen,
-                                  criterion="large_final_same_sign")
+                                  criterion=SUPERMASK)
         return mask, {"supermask.pt": same_sign}
 
     def narrow_dense(self, target: int, seed: int) -> tuple[PrunableNet, float]:

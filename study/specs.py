@@ -20,12 +20,8 @@ ARMS = (
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
     "weight_agnostic", "stability", "interpolation",
 )
-UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
-STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
 UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
 """Arms evaluated on their mask without any training."""
-DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
-"""Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
 Stage = Literal["dense", "imp", "arm"]
 COSINE_FINAL = 0.01
 """`TrainSpec.final_lr` of a cosine schedule, as a fraction of its peak lr."""
@@ -241,6 +237,8 @@ class PruneSpec(Spec):
     granularity: Literal["unstructured", "structured"] = "unstructured"
     scope: Literal["layerwise", "global"] = "layerwise"
     criterion: str = "magnitude"
+    """How weights or units are ranked: a name in `study.pruning.registry.CRITERIA` that ranks
+    at this granularity."""
     rate: float = Field(default=0.2, gt=0.0, lt=1.0)
     """Fraction of the remaining weights (or units) pruned per round, for fully connected layers."""
     conv_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -264,13 +262,15 @@ class PruneSpec(Spec):
 
     @model_validator(mode="after")
     def _criterion_fits_granularity(self) -> PruneSpec:
-        unstructured = self.granularity == "unstructured"
-        allowed = UNSTRUCTURED_CRITERIA if unstructured else STRUCTURED_CRITERIA
-        if self.criterion not in allowed:
-            other = "structured" if unstructured else "unstructured"
-            hint = (f" ({self.criterion!r} ranks {'whole units' if unstructured else 'weights'}: "
-                    f"use granularity {other!r})"
-                    if self.criterion in (STRUCTURED_CRITERIA + UNSTRUCTURED_CRITERIA) else "")
+        from study.pruning.registry import CRITERIA, names_for, names_where
+
+        rule = CRITERIA.get(self.criterion)
+        if rule is None or self.granularity not in rule.granularities:
+            allowed = names_for(self.granularity)
+            other = "structured" if self.granularity == "unstructured" else "unstructured"
+            ranks = "whole units" if other == "structured" else "weights"
+            hint = (f" ({self.criterion!r} ranks {ranks}: use granularity {other!r})"
+                    if rule is not None else "")
             raise ValueError(
                 f"prune.criterion: {self.criterion!r} does not work with {self.granularity} "
                 f"granularity; allowed: {', '.join(allowed)}{hint}"
@@ -278,12 +278,13 @@ class PruneSpec(Spec):
         if self.granularity == "structured" and self.output_rate is not None:
             raise ValueError("prune.output_rate: structured pruning never removes output classes")
         # a field no criterion reads would split identical work into several ids: refuse it
-        if self.hessian != "gauss_newton" and self.criterion != "obd":
-            raise ValueError(f"prune.hessian: only the obd criterion reads it, not "
-                             f"{self.criterion!r}; leave it at its default")
-        if self.saliency_batches != 8 and self.criterion not in DATA_CRITERIA:
+        if self.hessian != "gauss_newton" and not rule.reads_hessian:
+            raise ValueError(f"prune.hessian: only the {', '.join(names_where('reads_hessian'))} "
+                             f"criterion reads it, not {self.criterion!r}; leave it at its "
+                             "default")
+        if self.saliency_batches != 8 and not rule.data:
             raise ValueError(f"prune.saliency_batches: {self.criterion!r} needs no data; only "
-                             f"{', '.join(DATA_CRITERIA)} read it")
+                             f"{', '.join(names_where('data'))} read it")
         return self
 
     def rate_field(self, kind: str) -> str:
@@ -371,13 +372,15 @@ class TrialSpec(Spec):
                 "from arms (arms apply to every plan: give structured plans a space of their "
                 "own) or use prune.granularity 'unstructured'"
             )
-        if self.prune.criterion == "bn_scale":
+        from study.pruning.registry import CRITERIA
+
+        if CRITERIA[self.prune.criterion].needs_batchnorm:
             from study.models.registry import has_batchnorm
 
             if not has_batchnorm(self.dense.model.name):
                 raise ValueError(
-                    f"prune.criterion: bn_scale ranks BatchNorm scales; {self.dense.model.name!r} "
-                    "has no BatchNorm (use l1_filter, or vgg*/resnet*)"
+                    f"prune.criterion: {self.prune.criterion} ranks BatchNorm scales; "
+                    f"{self.dense.model.name!r} has no BatchNorm (use l1_filter, or vgg*/resnet*)"
                 )
         return self._rewind_within_training()
 

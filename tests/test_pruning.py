@@ -14,7 +14,7 @@ from study.pruning import (
     shrink,
     zero_units,
 )
-from study.pruning.criteria import WEIGHT_CRITERIA
+from study.pruning.criteria import large_final_same_sign, magnitude_increase
 from study.specs import PruneSpec
 
 GEN = torch.Generator().manual_seed(0)
@@ -73,9 +73,9 @@ def test_global_scope_pools_by_rate_field_with_lths_conv_rates(name):
 
 def test_magnitude_increase_is_hand_checkable():
     w_final, w_init = torch.tensor([1.0, -3.0, 0.5]), torch.tensor([2.0, 1.0, -0.1])
-    increase = WEIGHT_CRITERIA["magnitude_increase"](w_final, w_init, GEN)
+    increase = magnitude_increase(w_final, w_init, GEN)
     torch.testing.assert_close(increase, torch.tensor([-1.0, 2.0, 0.4]))
-    same = WEIGHT_CRITERIA["large_final_same_sign"](w_final, w_init, GEN)
+    same = large_final_same_sign(w_final, w_init, GEN)
     assert same.tolist() == [1.0, -1.0, -1.0]
 
 
