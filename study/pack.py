@@ -21,7 +21,7 @@ from collections.abc import Callable
 from study.arms import steps
 from study.context import Fetch
 from study.execution import Execution
-from study.specs import TrialSpec
+from study.specs import UNTRAINED, TrialSpec
 from study.stacked import SHARED_FIELDS
 from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer, train_members
@@ -40,7 +40,7 @@ def default_pack_size(device: str) -> int:
 def pack_key(spec: TrialSpec) -> str:
     """Trials with equal keys are predicted to fit one stacked loop (from the specs alone)."""
     d = spec.dense
-    if spec.arm in ("supermask", "weight_agnostic"):  # evaluated, never trained: alone
+    if spec.arm in UNTRAINED:  # evaluated, never trained: alone (as `exact_key` runs them)
         return f"untrained:{spec.id}"
     shape: object = d.model.canonical()
     if spec.arm == "small_dense" or (spec.prune and spec.prune.granularity == "structured"):
