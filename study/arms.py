@@ -1,4 +1,4 @@
-"""The arms of SCIENCE.md, each a small function from a trial's context to what it trains.
+"""The arms of docs/science.md, each a small function from a trial's context to what it trains.
 
 Every arm returns a `Setup`: the net to train, its weight masks (unstructured) or none (a
 structured net is physically smaller), the budget and where in the schedule it starts. One

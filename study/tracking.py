@@ -1,4 +1,4 @@
-"""The MLflow contract that analysis relies on (DESIGN.md): names, tags, metrics, artifacts.
+"""The MLflow contract that analysis relies on (docs/design.md): names, tags, metrics, artifacts.
 
 - One experiment per study, tagged `mlflow.experimentKind` = custom_model_development (MLflow's
   model-training view, not its GenAI one) and described by the space file's docstring. One run

@@ -349,7 +349,7 @@ def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
 
 @torch.no_grad()
 def _apply(weights: list[torch.Tensor], keep: list[torch.Tensor]) -> None:
-    """Zero the pruned weights: one fused multiply per step (DESIGN.md's cheap masking)."""
+    """Zero the pruned weights: one fused multiply per step for all of them (docs/design.md)."""
     if weights:
         torch._foreach_mul_(weights, keep)
 

@@ -4,7 +4,7 @@ solo bare loop's (packing is what lifts that above 1).
 
 A naive per-arm pipeline (one script per arm and round, as the papers' public code is run)
 retrains the dense net and the IMP chain up to its round for every trial; the sweep trains each
-unique unit of work once (DESIGN.md: "computed once and reused by id"). Both counts use
+unique unit of work once (docs/design.md: "computed once ... by id"). Both counts use
 `study.plan.budget`, the steps a trial trains (Scratch-B at its cap).
 """
 
