@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -62,7 +63,7 @@ class Spec(BaseModel):
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
 
-    @property
+    @cached_property  # a spec is immutable; its id is read thousands of times in a sweep
     def id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
