@@ -10,9 +10,7 @@ the space (`study bench --part efficiency`).
 from __future__ import annotations
 
 from analysis.load import fetch_runs
-
-TERMINAL_OK = ("finished", "diverged", "skipped")
-"""Outcomes a trial is done with (a FINISHED run with one of these is never run again)."""
+from study.contract import ID, LAUNCH, LAUNCH_STAGE, OUTCOME, STAGE, TERMINAL_OK
 
 
 def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict]]:
@@ -23,14 +21,13 @@ def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict
         tags, m = r.data.tags, r.data.metrics
         times = {"start": r.info.start_time / 1e3,
                  "end": (r.info.end_time or r.info.start_time) / 1e3,
-                 "parent": tags.get("study.launch"), "run_id": r.info.run_id}
-        if tags.get("study.stage") == "launch":
+                 "parent": tags.get(LAUNCH), "run_id": r.info.run_id}
+        if tags.get(STAGE) == LAUNCH_STAGE:
             launches.append(times)
-        elif (r.info.status == "FINISHED" and tags.get("study.outcome") in TERMINAL_OK
-              and "study.id" in tags):
+        elif r.info.status == "FINISHED" and tags.get(OUTCOME) in TERMINAL_OK and ID in tags:
             times.update(train=m.get("train_seconds", 0.0), seconds=times["end"] - times["start"],
                          train_steps=m.get("train_steps", 0.0))
-            trials[tags["study.id"]] = times
+            trials[tags[ID]] = times
     return trials, launches
 
 
