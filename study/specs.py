@@ -459,6 +459,13 @@ class TrialSpec(Spec):
     def parents(self) -> list[TrialSpec]:
         """The trials whose artifacts this one reads directly (dense first, then IMP rounds:
         an arm's own round first; finetune also reads the round its mask was computed from)."""
+        return list(self.parent_specs)
+
+    @cached_property  # the scheduler asks every pending trial at every step of a sweep
+    def parent_specs(self) -> tuple[TrialSpec, ...]:
+        return tuple(self._parents())
+
+    def _parents(self) -> list[TrialSpec]:
         if self.stage == "dense":
             return []
         if self.arm == "interpolation":  # the two copies whose final weights it joins
