@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from study import seeds
+
 ARMS = (
     "dense", "lottery", "reinit", "scratch_b", "finetune",
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
@@ -29,13 +31,6 @@ COSINE_FINAL = 0.01
 STABILITY_ARMS = ("stability", "interpolation")
 """Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
 noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
-NOISE_OFFSET = 20_000_003
-
-
-def copy_noise_seeds(seed: int) -> tuple[int, int]:
-    """The noise seeds of a stability analysis' two copies: distinct from every init seed's own
-    data order, and from those of every other seed."""
-    return NOISE_OFFSET + 2 * seed, NOISE_OFFSET + 2 * seed + 1
 
 
 class Spec(BaseModel):
@@ -400,7 +395,7 @@ class TrialSpec(Spec):
                              "leave it unset")
         if self.arm == "stability" and self.noise_seed is None:
             raise ValueError("noise_seed: a stability copy needs its own noise seed "
-                             "(see copy_noise_seeds)")
+                             "(see study.seeds.copy_noise)")
         if self.arm == "interpolation" and self.noise_seed is not None:
             raise ValueError("noise_seed: the interpolation trains nothing; leave it unset "
                              "(its copies carry the noise seeds)")
@@ -471,7 +466,7 @@ class TrialSpec(Spec):
         if self.arm == "interpolation":  # the two copies whose final weights it joins
             return [TrialSpec(stage="arm", arm="stability", round=self.round, dense=self.dense,
                               prune=self.prune, noise_seed=s)
-                    for s in copy_noise_seeds(self.dense.seed)]
+                    for s in seeds.copy_noise(self.dense.seed)]
         dense = TrialSpec(stage="dense", arm="dense", dense=self.dense)
         if self.round == 0:  # a stability copy of the dense net at θk
             return [dense]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from study import seeds
 from study.data import Splits
 from study.execution import Execution
 from study.models.mlp import MLP
@@ -186,10 +187,9 @@ class Stacked:
         idx = torch.stack([self.orders[m](step) for m in self.alive])
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         if self.data.augment is not None:
-            x = torch.stack([self.data.augment(
-                xs, torch.Generator(xs.device).manual_seed(self.members[m].seed * 1_000_003
-                                                           + step))
-                for m, xs in zip(self.alive, x)])
+            draws = [seeds.augmentation(self.members[m].seed, step) for m in self.alive]
+            x = torch.stack([self.data.augment(xs, torch.Generator(xs.device).manual_seed(d))
+                             for d, xs in zip(draws, x)])
         return x, y
 
     def step(self, step: int) -> torch.Tensor:

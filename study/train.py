@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from study import seeds
 from study.data import Splits
 from study.execution import Execution
 from study.specs import TrainSpec
@@ -134,7 +135,7 @@ class BatchOrder:
     def __call__(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.per_epoch)
         if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            gen = torch.Generator().manual_seed(seeds.batch_order(self.seed, epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
         return self._perm[i * self.batch : (i + 1) * self.batch]
 
@@ -217,7 +218,8 @@ class Solo:
         idx = self.order(step)
         x = data.x_train[idx]
         if data.augment is not None:
-            x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
+            draw = torch.Generator(x.device).manual_seed(seeds.augmentation(seed, step))
+            x = data.augment(x, draw)
         if self.execution.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.cast:  # the loss itself autocasts to fp32

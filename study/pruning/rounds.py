@@ -13,7 +13,7 @@ from torch import nn
 from study.models.base import PrunableNet
 from study.pruning.hessian import Batches
 from study.pruning.masks import Masks, full_masks, prune_lowest
-from study.pruning.registry import CRITERIA, Criterion, Scoring
+from study.pruning.registry import CRITERIA, SUPERMASK, Criterion, Scoring
 from study.pruning.structured import expand
 from study.specs import PruneSpec
 
@@ -62,6 +62,24 @@ def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
              for g in trained.unit_groups()}
     fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
     return prune_lowest(scores, mask, fractions, _pools(plan, kinds), min_keep=1)
+
+
+def mask_step(plan: PruneSpec, round_: int, source: PrunableNet, previous: Masks,
+              theta0: PrunableNet | None, rewound: PrunableNet | None, batches: Batches | None,
+              gen: torch.Generator) -> tuple[Masks, Masks | None]:
+    """A chain round's pruning step: round `round_`'s mask of the trained `source` net (which
+    already has the mask `previous`) and, unstructured, Zhou et al.'s supermask beside it.
+
+    Unstructured criteria read each weight's initial value from `theta0` (θ0); the supermask
+    keeps large final weights whose sign is `rewound`'s (θk's). `batches` feed data-dependent
+    criteria, `gen` draws random scores and Hutchinson's probes (`study.seeds` says from which
+    streams). Nothing is fetched, trained or written: the caller has the artifacts.
+    """
+    if plan.granularity == "structured":
+        return prune_units(plan, round_, source, previous, gen, batches), None
+    mask = prune_weights(plan, round_, source, theta0, previous, gen, batches=batches)
+    supermask = prune_weights(plan, round_, source, rewound, previous, gen, criterion=SUPERMASK)
+    return mask, supermask
 
 
 def _pools(plan: PruneSpec, kinds: dict[str, str]) -> dict[str, str] | None:
