@@ -48,6 +48,7 @@ runs are paged out of a store.
 
 from __future__ import annotations
 
+import gc
 import os
 import urllib.request
 from collections.abc import Callable
@@ -117,11 +118,17 @@ def search_all(client, experiment_id: str, filter_string: str = "",
     runs (never one per run). `call(search, *args, **kwargs)` runs each query, e.g. with
     retries on a busy store; default: directly."""
     runs, token = [], None
-    while True:
-        kwargs = {"filter_string": filter_string, "max_results": PAGE, "page_token": token}
-        page = (call(client.search_runs, [experiment_id], **kwargs) if call
-                else client.search_runs([experiment_id], **kwargs))
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
+    enabled = gc.isenabled()
+    gc.disable()  # MLflow builds ~100 ORM objects a run: collections would halve the speed
+    try:
+        while True:
+            kwargs = {"filter_string": filter_string, "max_results": PAGE, "page_token": token}
+            page = (call(client.search_runs, [experiment_id], **kwargs) if call
+                    else client.search_runs([experiment_id], **kwargs))
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+    finally:
+        if enabled:
+            gc.enable()

@@ -52,9 +52,17 @@ def test_interpolation_between_timed_pack_sizes_is_linear_in_k(smoke, monkeypatc
 
 
 @pytest.mark.timeout(120)
-def test_a_real_timing_is_positive_and_grows_with_the_pack(smoke):
+def test_a_pack_is_timed_on_the_real_loop_with_its_members(smoke, monkeypatch):
     space, trials = smoke
-    timer = est._PackTimer(1, True, "cpu")
+    seen = []
+    real = est.train_members
+
+    def spy(members, data, **kwargs):
+        seen.append((len(members), kwargs["total_steps"], kwargs["stacked"]))
+        return real(members, data, **kwargs)
+
+    monkeypatch.setattr(est, "train_members", spy)
     dense = next(t for t in trials if t.arm == "dense")
-    one, eight = timer._time(dense, 1), timer._time(dense, 8)
-    assert 0 < one < eight < 8 * one * 4
+    seconds = est._PackTimer(1, True, "cpu")._time(dense, 8)
+    assert 0 < seconds < 10
+    assert seen == [(8, est.WARMUP_STEPS, True)] + [(8, est.CALIBRATION_STEPS, True)] * 2
