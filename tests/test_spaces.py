@@ -60,12 +60,12 @@ FILE_SPACES = ("lth_lenet_mnist", "lth_conv_cifar", "rethinking_cifar", "lr_regi
 
 @pytest.fixture(scope="module")
 def spaces():
-    return {name: load_space(name)[0] for name in list(space_files())}
+    return {name: load_space(name)[0] for name in space_files()}
 
 
 def test_every_space_file_is_covered_here():
-    assert set(list(space_files())) >= set(EXPECTED)
-    assert set(list(space_files())) - set(EXPECTED) == set(), "add the new space to EXPECTED"
+    assert set(space_files()) >= set(EXPECTED)
+    assert set(space_files()) - set(EXPECTED) == set(), "add the new space to EXPECTED"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -88,7 +88,7 @@ def test_space_expands_to_the_planned_trials(spaces, name):
 
 
 def test_every_space_has_a_docstring_naming_its_protocol():
-    for name in list(space_files()):
+    for name in space_files():
         source = (ROOT / "search_spaces" / f"{name}.py").read_text()
         assert source.lstrip().startswith('"""'), name
 
