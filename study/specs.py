@@ -62,6 +62,15 @@ class Spec(BaseModel):
     def id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):
+        """A copy with `update` applied, without what the original cached (its id, its
+        parents): those follow from the fields, which the update changes. (Pydantic copies the
+        instance dict, cached properties included, so a copy would keep the original's id.)"""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in [k for k in copy.__dict__ if k not in type(copy).model_fields]:
+            del copy.__dict__[name]
+        return copy
+
 
 def flat_fields(tree: dict, prefix: str = "") -> dict[str, Any]:
     """A nested spec dump as {"dense.train.lr": 0.1, ...}: MLflow params, `--select` keys."""

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (trials, {(stage, arm): count}, rounds per plan, seeds)
 EXPECTED = {
     "smoke": (33, {("dense", "dense"): 1, ("imp", "lottery"): 4}, {2}, [0]),
-    "quickstart": (2240, {("dense", "dense"): 40, ("imp", "lottery"): 440}, {6, 5},
+    "quickstart": (1440, {("dense", "dense"): 40, ("imp", "lottery"): 280}, {4, 3},
                    [0, 1, 2, 3, 4]),
     "scaling": (5850, {("dense", "dense"): 75, ("imp", "lottery"): 825,
                        ("arm", "sign_constant"): 825, ("arm", "random_prune"): 825}, {6, 5},
