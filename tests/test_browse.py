@@ -75,7 +75,12 @@ def test_ui_serves_the_store_on_loopback_with_telemetry_off(store):
         assert b"MLFLOW_DISABLE_TELEMETRY=true" in environ
     finally:
         os.killpg(ui.pid, signal.SIGINT)
-        output, _ = ui.communicate(timeout=60)
+        try:
+            output, _ = ui.communicate(timeout=90)
+        except subprocess.TimeoutExpired:  # never leave the servers running
+            os.killpg(ui.pid, signal.SIGKILL)
+            output, _ = ui.communicate()
+            raise AssertionError(f"study ui ignored Ctrl-C for 90 s:\n{output}") from None
     assert f"MLflow UI for {store} at {base}/#/experiments?workflowType=machine_learning" in (
         output)
     assert ui.returncode == 0 and "Traceback" not in output
