@@ -13,9 +13,9 @@
   a new launch closes runs a dead launch left RUNNING as KILLED and redoes them. Only FINISHED
   runs count as done; a finished id is never written twice.
 - Tags `study.*` (strings, for equality filters): id, stage, arm, granularity, scope, criterion,
-  schedule, round, seed, ticket, dense_id, model, width, dataset, lr, warmup, rewind_step,
-  noise_seed (the seed of the batch order), outcome, space, version, launch (+ failure,
-  attempt). Run descriptions
+  schedule, retrain (rewind: an IMP chain; finetune: a fine-tune chain), round, seed, ticket,
+  dense_id, model, width, dataset, lr, warmup, rewind_step, noise_seed (the seed of the batch
+  order), outcome, space, version, launch (+ failure, attempt). Run descriptions
   (`mlflow.note.content`) say the same in words.
 - Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
   `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
@@ -34,7 +34,8 @@
   `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
   for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
-  interpolation).
+  interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
+  pruned net before it is fine-tuned).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `sha256.<file>` that every reader verifies.
 """
@@ -147,6 +148,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.granularity": p.granularity if p else "none",
         "study.scope": p.scope if p else "none", "study.criterion": p.criterion if p else "none",
         "study.schedule": p.schedule if p else "none",
+        "study.retrain": p.retrain if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
         "study.noise_seed": str(spec.data_seed),
         "study.version": __version__,
@@ -177,7 +179,8 @@ def run_name(spec: TrialSpec) -> str:
 def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
     """The run's description in words (Markdown): the condition, the arm, what it trained."""
     d, p = spec.dense, spec.prune
-    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} ticket ({p.scope}, "
+    chain = "ticket" if p is None or p.retrain == "rewind" else "fine-tune chain"
+    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} {chain} ({p.scope}, "
               f"{p.schedule}, `{spec.ticket}`)" if p else "")
     lines = [f"**{spec.arm}**{ticket}: {d.model.name} at width {d.model.width:g} on "
              f"{d.data.name}, dense lr {d.train.lr:g}, seed {d.seed}. Trial `{spec.id}`.",
