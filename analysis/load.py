@@ -23,11 +23,13 @@ REQUIRED = ("study.id", "study.stage", "study.arm", "study.granularity", "study.
             "study.criterion", "study.schedule", "study.round", "study.seed", "study.ticket",
             "study.dense_id", "study.model", "study.width", "study.dataset", "study.lr",
             "study.warmup", "study.rewind_step", "study.outcome")
-OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version", "study.noise_seed")
+OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version", "study.noise_seed",
+            "study.retrain")
 STAGES = ("dense", "imp", "arm")
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
-           "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val")
+           "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val",
+           "pruned_val_acc", "pruned_test_acc")
 CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 INTS = ("round", "seed", "warmup", "rewind_step")
 FLOATS = ("width", "lr")
@@ -113,6 +115,8 @@ def _row(run) -> dict:
         raise AnalysisError(f"run {run.info.run_id}: tag 'study.stage' is "
                             f"{tags['study.stage']!r}; expected one of {', '.join(STAGES)}")
     row = {k.removeprefix("study."): tags.get(k) for k in REQUIRED + OPTIONAL}
+    if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP
+        row["retrain"] = "none" if tags["study.granularity"] == "none" else "rewind"
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})
     row.update(run_id=run.info.run_id, status=run.info.status, start_time=run.info.start_time,
                launch=tags.get("study.launch", tags.get("mlflow.parentRunId")))  # or older
