@@ -85,13 +85,16 @@ def fit_rosenfeld(eps_np: np.ndarray, d: np.ndarray, w: np.ndarray, err: np.ndar
     up0 = min(max(err.max(), low_up + 1e-6), 1.0 - 1e-6)
     starts = [[up0, np.log(p0), np.log(gamma0), 0.5] for p0 in (0.3 * d.min(), 3 * d.min(), 0.3)
               for gamma0 in (0.5, 2.0)]
+    tol = 1e-8  # scipy's default
     if start is not None:
         starts = [[min(max(start["eps_up"], low_up + 1e-9), 1.0), np.log(start["p"]),
                    np.log(start["gamma"]), start["psi"]]]
+        tol = 1e-6  # a refit near its start (a bootstrap draw): resampling noise is far larger
     best = None
     for theta in starts:
         theta = np.clip(theta, np.add(lower, 1e-9), np.subtract(upper, 1e-9))
-        found = optimize.least_squares(residual, theta, bounds=(lower, upper))
+        found = optimize.least_squares(residual, theta, bounds=(lower, upper), ftol=tol,
+                                       xtol=tol, gtol=tol)
         if best is None or found.cost < best.cost:
             best = found
     eps_up, log_p, log_gamma, psi = best.x

@@ -166,11 +166,12 @@ def sweep(space: SpaceArg,
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device, open_store=not dry_run)
     execution = _execution(device, channels_last, compile, loaded)
-    from study.plan import describe
+    from study.estimate import describe, local_slots
     from study.tracking import default_uri, done_ids
 
     done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
-    typer.echo(describe(loaded, trials, done))
+    slots = local_slots(loaded, max_concurrent)  # a cluster runs more at a time
+    typer.echo(describe(loaded, trials, done, _pack_size(pack_size, device), slots, device))
     if dry_run:
         return
     from study.sweep import run_sweep

@@ -162,7 +162,8 @@ class TrialContext:
             return sum(params[n].numel() for n in net.prunable())
 
         lo, hi = 1e-4, 1.0
-        for _ in range(40):  # weight count grows with width: bisect on the factor
+        for _ in range(20):  # weight count grows with width: bisect on the factor (to 1e-5,
+            # far inside one width step of 1/hidden)
             mid = (lo * hi) ** 0.5
             lo, hi = (mid, hi) if weights(mid) < target else (lo, mid)
         factor = min((lo, hi), key=lambda f: abs(weights(f) - target))

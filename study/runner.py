@@ -38,7 +38,9 @@ def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
     (a bad or missing upstream artifact) that failed it alone: the next launch redoes it.
     {id: record or error}. `upstream`: where parents' artifacts are read (default `tracker`)."""
     tags = {**execution.tags(), **(extra_tags or {})}
-    runs = {s.id: tracker.start(s, parent=launch, tags=tags) for s in specs}
+    unfinished = tracker.unfinished(launch)
+    runs = {s.id: tracker.start(s, parent=launch, tags=tags, unfinished=unfinished)
+            for s in specs}
     try:
         outcomes = run_pack(specs, (upstream or tracker).load, execution, checkpointer,
                             on_eval=lambda spec: runs[spec.id].log_eval, stacked=stacked)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -72,7 +73,7 @@ class Spec(BaseModel):
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
 
-    @property
+    @cached_property  # a spec is immutable; its id is read thousands of times in a sweep
     def id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
@@ -495,6 +496,13 @@ class TrialSpec(Spec):
         """The trials whose artifacts this one reads directly (dense first, then the chain's
         rounds: an arm's own round first; finetune also reads the round its mask was computed
         from)."""
+        return list(self.parent_specs)
+
+    @cached_property  # the scheduler asks every pending trial at every step of a sweep
+    def parent_specs(self) -> tuple[TrialSpec, ...]:
+        return tuple(self._parents())
+
+    def _parents(self) -> list[TrialSpec]:
         if self.stage == "dense":
             return []
         if self.arm == "interpolation":  # the two copies whose final weights it joins

@@ -93,6 +93,10 @@ class StackedOptimizer:
         self.state = {k: v.to(self.param.device) for k, v in saved.items()}
 
 
+LR_WINDOW = 500
+"""Steps of learning rates computed at once."""
+
+
 class Stacked:
     """The engine of a pack: the `study.train.Solo` interface for K members at once."""
 
@@ -130,7 +134,8 @@ class Stacked:
         self.cast = autocast(device, spec.precision)
         self.bn_rows = self._bn_positions(device) if spec.bn_l1 else None
         self.fast_mlp = isinstance(models[0], MLP)
-        self._lr_key, self._lr = None, None
+        self._lr_at, self._lr = (-1, []), None  # (first step, alive members) of the table
+        self._order_at, self._orders = (-1, []), None  # (epoch, alive members) of the orders
 
     # -- construction helpers ----------------------------------------------------------------
     def _masks(self, members: list[Member], device: torch.device) -> torch.Tensor | None:
@@ -174,17 +179,30 @@ class Stacked:
         return run(params, self.buffers, x)
 
     def _lrs(self, step: int) -> torch.Tensor:
-        values = [lr_at(self.members[m].spec, step, self.total_steps, self.members[m].base_lr)
-                  for m in self.alive]
-        if values != self._lr_key:  # a constant schedule builds its tensor once
-            self._lr_key = values
-            self._lr = torch.tensor(values, device=self.flat.device).unsqueeze(1)
-        return self._lr
+        """(K, 1): each alive member's lr at `step`, from a table of the next LR_WINDOW steps
+        (one tensor per window, not one per step)."""
+        first, alive = self._lr_at
+        if not first <= step < first + LR_WINDOW or alive != self.alive:
+            self._lr_at = (step, list(self.alive))
+            self._lr = torch.tensor(
+                [[lr_at(self.members[m].spec, s, self.total_steps, self.members[m].base_lr)
+                  for s in range(step, step + LR_WINDOW)] for m in self.alive],
+                device=self.flat.device)
+            first = step
+        return self._lr[:, step - first : step - first + 1]
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, B, ...) inputs and (K, B) labels: each member's own batch at `step`."""
-        idx = torch.stack([self.orders[m](step) for m in self.alive])
-        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        """(K, B, ...) inputs and (K, B) labels: each member's own batch at `step`, sliced from
+        the alive members' epoch orders stacked once an epoch."""
+        epoch, i = divmod(step, self.orders[0].per_epoch)
+        if self._order_at != (epoch, self.alive):
+            self._order_at = (epoch, list(self.alive))
+            self._orders = torch.stack([self.orders[m].permutation(epoch) for m in self.alive])
+        size = self.orders[0].batch
+        idx = self._orders[:, i * size : (i + 1) * size].reshape(-1)
+        shape = (len(self.alive), size)  # index_select: ~3x faster than x[idx] with a 2-D idx
+        x = self.data.x_train.index_select(0, idx).view(*shape, *self.data.x_train.shape[1:])
+        y = self.data.y_train.index_select(0, idx).view(shape)
         if self.data.augment is not None:
             x = torch.stack([self.data.augment(
                 xs, torch.Generator(xs.device).manual_seed(self.members[m].seed * 1_000_003

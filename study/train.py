@@ -133,10 +133,14 @@ class BatchOrder:
 
     def __call__(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.per_epoch)
+        return self.permutation(epoch)[i * self.batch : (i + 1) * self.batch]
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The epoch's order of the n samples (its steps take consecutive slices)."""
         if epoch != self._epoch:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
-        return self._perm[i * self.batch : (i + 1) * self.batch]
+        return self._perm
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

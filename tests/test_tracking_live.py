@@ -39,9 +39,11 @@ def _record(steps=(10, 20, 30, 40)) -> TrialRecord:
 
 
 @pytest.mark.timeout(300)
-def test_a_trials_run_is_running_and_filling_while_it_trains(store):
+def test_a_trials_run_is_running_and_filling_while_it_trains(store, monkeypatch):
     """Look at the store as the UI does, from another thread, while `study run`'s worker
-    process trains: the dense trial's run is there, RUNNING, with part of its curve."""
+    process trains: the dense trial's run is there, RUNNING, with part of its curve (written
+    at each evaluation here: the default interval of 5 s is longer than this trial)."""
+    monkeypatch.setenv("STUDY_LIVE_SECONDS", "0")
     tracker = Tracker("live", store)
     client = MlflowClient(store)
     seen, stop = [], threading.Event()
@@ -74,7 +76,9 @@ def test_a_trials_run_is_running_and_filling_while_it_trains(store):
         assert run.info.start_time < stamps[0] <= stamps[-1] <= run.info.end_time
 
 
-def test_a_retry_in_the_same_launch_reuses_the_run_and_logs_no_step_twice(shared):
+def test_a_retry_in_the_same_launch_reuses_the_run_and_logs_no_step_twice(shared,
+                                                                        monkeypatch):
+    monkeypatch.setenv("STUDY_LIVE_SECONDS", "0")  # each evaluation written as it comes
     tracker = Tracker("retry", shared)
     spec = _spec()
     first = tracker.start(spec, parent="L1")
@@ -121,3 +125,28 @@ def test_a_new_launch_closes_what_a_dead_one_left_running_and_starts_afresh(shar
     fresh = tracker.start(spec, parent="L2")
     assert fresh.run_id != dead.run_id
     assert MlflowClient(shared).get_run(dead.run_id).info.status == "KILLED"
+
+
+def test_curve_points_wait_for_the_interval_and_keep_their_evaluation_time(shared,
+                                                                          monkeypatch):
+    """A short trial writes its curve once, at the end, each point stamped when it was
+    evaluated; a failed one still writes what it had evaluated."""
+    monkeypatch.setenv("STUDY_LIVE_SECONDS", "3600")
+    tracker, client = Tracker("throttled", shared), MlflowClient(shared)
+    run = tracker.start(_spec(), parent="L1")
+    stamps = []
+    for row in _record().curves:
+        run.log_eval(row)
+        stamps.append(int(time.time() * 1000))
+        time.sleep(0.01)
+    assert client.get_metric_history(run.run_id, "val_acc") == []  # nothing written yet
+    run.finish(_record())
+    history = sorted(client.get_metric_history(run.run_id, "val_acc"), key=lambda m: m.step)
+    assert [m.step for m in history] == [10, 20, 30, 40]
+    assert all(m.timestamp <= s for m, s in zip(history, stamps))
+    assert all(a.timestamp < b.timestamp for a, b in zip(history, history[1:]))
+    failing = tracker.start(_spec(seed=1), parent="L1")
+    for row in _record().curves[:2]:
+        failing.log_eval(row)
+    failing.fail("worker died")
+    assert [m.step for m in client.get_metric_history(failing.run_id, "val_acc")] == [10, 20]

@@ -17,7 +17,7 @@ from torch import nn
 
 from study.bench.profiling import aten_ops, op_difference
 from study.bench.timing import interleaved, median, paired_ratio, ratio_interval
-from study.data.registry import DatasetInfo, Splits
+from study.data.registry import Splits, random_splits
 from study.execution import Execution
 from study.models import PrunableNet, build_model
 from study.pruning.masks import Masks, full_masks, prune_lowest
@@ -72,11 +72,8 @@ def trainer_cases(quick: bool) -> list[TrainerCase]:
 
 def synthetic_splits(shape: tuple[int, ...], n: int, seed: int = 0,
                      device: str = "cpu") -> Splits:
-    """Random inputs and labels of a dataset's shape on `device`; empty validation and test."""
-    gen = torch.Generator().manual_seed(seed)
-    x, y = torch.randn(n, *shape, generator=gen), torch.randint(0, 10, (n,), generator=gen)
-    x, y = x.to(device), y.to(device)
-    return Splits(x, y, x[:0], y[:0], x[:0], y[:0], DatasetInfo("random", shape, 10, n, 0))
+    """Random inputs and 10-class labels of a dataset's shape on `device`."""
+    return random_splits(shape, 10, n, seed, device)
 
 
 def magnitude_masks(model: PrunableNet, sparsity: float) -> Masks:

@@ -52,6 +52,15 @@ class Splits:
                 f"augment {self.augment is not None})")
 
 
+def random_splits(shape: tuple[int, ...], classes: int, n: int, seed: int = 0,
+                  device: str | torch.device = "cpu") -> Splits:
+    """Random inputs and labels of a dataset's shape, for timing loops: empty val and test."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=gen).to(device)
+    y = torch.randint(0, classes, (n,), generator=gen).to(device)
+    return Splits(x, y, x[:0], y[:0], x[:0], y[:0], DatasetInfo("random", shape, classes, n, 0))
+
+
 @dataclass(frozen=True)
 class Source:
     """One registry entry: how to describe, read and normalise a dataset."""

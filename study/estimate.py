@@ -1,0 +1,151 @@
+"""What a launch will cost, before it starts: the plan `study sweep` and `study run` print.
+
+The estimate follows how the trials will run: pending trials grouped into packs as the
+scheduler will group them (`study.pack.pack_key`, up to `pack_size` members), each pack's steps
+timed here on the real training loop (`study.train.train_members`, stacked as in a sweep, on
+random data of the dataset's shape) at the pack's size, evaluations priced as forward passes
+over the validation and test splits, a per-trial cost for set-up and records, and the packs
+shared among the slots that run at once. Nets are timed at the dense net's width: pruned
+structured rounds and small_dense nets are narrower, so the estimate leans long.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import torch
+
+from study.data.registry import random_splits
+from study.execution import Execution
+from study.models import build_model
+from study.pack import pack_key
+from study.plan import budget, threads_for
+from study.progress import clock_text
+from study.space import Space
+from study.specs import TrialSpec
+from study.train import Member, train_members
+
+CALIBRATION_STEPS = 20
+WARMUP_STEPS = 5
+"""Untimed steps first: a process's first steps pay for allocation and kernel selection (on a
+fresh install they made the estimate 20x too long)."""
+TRIAL_OVERHEAD_S = 0.16
+"""CPU seconds a trial costs beyond its training steps: building its nets, reading its parents'
+artifacts, computing its mask, starting and finishing its run. Measured on the quickstart
+(1,440 trials, AMD EPYC, 2 cores: packs' wall minus their training time, per trial)."""
+STARTUP_S = 10.0
+"""Starting Ray and Tune on this machine, and the first trials' imports."""
+EVAL_COST = 1 / 3
+"""A forward pass over a batch, as a share of a training step (forward plus backward)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trials: int
+    packs: int
+    steps: int
+    training_s: float  # CPU seconds of packed training steps and evaluations
+    overhead_s: float  # CPU seconds of per-trial set-up and records
+    slots: int  # packs running at once
+    wall_s: float
+
+
+def estimate(space: Space, todo: list[TrialSpec], pack_size: int, slots: int,
+             device: str = "cpu") -> Estimate:
+    """Wall time of running `todo` on `slots` packs at a time, in packs of up to `pack_size`."""
+    groups: dict[str, list[TrialSpec]] = defaultdict(list)
+    for spec in todo:
+        groups[pack_key(spec)].append(spec)
+    timer = _PackTimer(threads_for(space), pack_size > 1, device)
+    training, packs = 0.0, 0
+    for members in groups.values():
+        for start in range(0, len(members), pack_size):
+            pack = members[start:start + pack_size]
+            step = timer.seconds_per_step(pack[0], len(pack))
+            steps = budget(pack[0])
+            train = pack[0].dense.train
+            evals = math.ceil(steps / train.eval_every) if train.eval_every else 0
+            eval_batches = 2 * pack[0].dense.data.info().test_size / train.batch_size
+            training += step * (steps + EVAL_COST * evals * eval_batches)
+            packs += 1
+    slots = max(1, min(slots, packs))
+    overhead = TRIAL_OVERHEAD_S * len(todo)
+    wall = STARTUP_S + (training + overhead) / slots if todo else 0.0
+    return Estimate(len(todo), packs, sum(budget(t) for t in todo), training, overhead, slots,
+                    wall)
+
+
+class _PackTimer:
+    """Seconds per step of a pack of k members, per net shape: timed at k = 1 and at the
+    largest k asked for, linear in k between (a pack's step is a fixed cost plus k nets'
+    arithmetic)."""
+
+    def __init__(self, threads: int, stacked: bool, device: str) -> None:
+        self.threads, self.stacked, self.device = threads, stacked, device
+        self.timed: dict[tuple, dict[int, float]] = {}
+
+    def seconds_per_step(self, spec: TrialSpec, k: int) -> float:
+        key = (spec.dense.model, spec.dense.data.name, spec.dense.train.batch_size)
+        points = self.timed.setdefault(key, {})
+        for size in {1, k}:
+            if size not in points:
+                points[size] = self._time(spec, size)
+        if k in points:
+            return points[k]
+        big = max(points)
+        if big < k:  # beyond the largest timed: time this one too
+            points[k] = self._time(spec, k)
+            return points[k]
+        return points[1] + (points[big] - points[1]) * (k - 1) / (big - 1)
+
+    def _time(self, spec: TrialSpec, k: int) -> float:
+        """The fastest of two timed blocks (a busy machine only ever makes a block slower)."""
+        d = spec.dense
+        info = d.data.info()
+        data = random_splits(info.input_shape, info.num_classes, 4 * d.train.batch_size,
+                             device=self.device)
+        train = d.train.model_copy(update={"eval_every": 10**9})  # steps only
+        members = [Member(build_model(d.model.name, info.input_shape, info.num_classes,
+                                      width=d.model.width, hidden=d.model.hidden,
+                                      seed=i).to(self.device), train, i) for i in range(k)]
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            def block(n: int) -> float:
+                start = time.perf_counter()
+                train_members(members, data, total_steps=n,
+                              execution=Execution(device=self.device), stacked=self.stacked)
+                return time.perf_counter() - start
+
+            block(WARMUP_STEPS)
+            return min(block(CALIBRATION_STEPS) for _ in range(2)) / CALIBRATION_STEPS
+        finally:
+            torch.set_num_threads(previous)
+
+
+def local_slots(space: Space, max_concurrent: int | None = None) -> int:
+    """Packs a local sweep runs at once: this machine's CPUs over a trial's."""
+    slots = max(1, int((os.cpu_count() or 1) // max(space.resources.cpu, 0.01)))
+    return min(slots, max_concurrent) if max_concurrent else slots
+
+
+def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: int,
+             slots: int, device: str = "cpu") -> str:
+    """The plan: trials per stage and arm, training steps and the estimated wall time."""
+    todo = [t for t in trials if t.id not in done]
+    by_arm = Counter((t.stage, t.arm) for t in todo)
+    lines = [f"space {space.name}: {len(trials)} trials, {len(trials) - len(todo)} done, "
+             f"{len(todo)} to run"]
+    lines += [f"  {stage:<6} {arm:<14} {n}" for (stage, arm), n in sorted(by_arm.items())]
+    if todo:
+        e = estimate(space, todo, pack_size, slots, device)
+        lines.append(
+            f"  {e.steps:,} training steps in {e.packs} packs of up to {pack_size}, {e.slots} at "
+            f"a time: about {clock_text(e.wall_s)} (training {clock_text(e.training_s)} and "
+            f"set-up and records {clock_text(e.overhead_s)} of CPU time, timed here; the "
+            "analysis comes on top)")
+    return "\n".join(lines)
