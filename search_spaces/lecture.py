@@ -23,7 +23,7 @@ Each chain twice: `iterative` (small steps: round r prunes round r-1's fine-tune
 as the r iterative rounds together, so the comparison is budget-matched and paired by seed).
 Beside them, IMP (rewind to θ0 and retrain, the lottery arm) with unstructured magnitude pruning,
 and on every round's mask Scratch-E (`reinit`), Scratch-B and `small_dense` (a narrower dense net
-with as many weights). 5 seeds: 1,045 trials and 700K training steps, sized for about 10 minutes
+with as many weights). 5 seeds: 1,285 trials and 838K training steps, sized for about 10 minutes
 of `study sweep` on 2 idle cores.
 
 `study analyze lecture` draws the damage-and-recovery curve (accuracy right after each cut and
