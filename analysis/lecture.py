@@ -90,11 +90,13 @@ def recovery_display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def small_steps(frame: pd.DataFrame, metric: str = "final_test_acc") -> pd.DataFrame:
-    """Iterative − one-shot fine-tune chain at each round (same sparsity, same total
-    fine-tuning), paired by seed: mean gap, paired t interval, Holm over every plan and round,
-    and the verdict ('effect: small steps better' / 'effect: one cut better' / 'no effect
-    detected' / 'too few seeds'); `damage_gap` is the same difference right after the cut."""
+    """Iterative − one-shot fine-tune chain at each round from 2 on (same sparsity, same total
+    fine-tuning; at round 1 the two are the same cut), paired by seed: mean gap, paired t
+    interval, Holm over every plan and round, and the verdict ('effect: small steps better' /
+    'effect: one cut better' / 'no effect detected' / 'too few seeds'); `damage_gap` is the same
+    difference right after the cut."""
     chain = chain_rounds(frame)
+    chain = chain[chain["round"] > 1]
     after = schedule_effect(chain, arm=ARM, metric=metric)
     if after.empty:
         return after

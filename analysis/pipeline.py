@@ -238,7 +238,8 @@ def _lecture(book: Book, frame: pd.DataFrame, metric: str,
                    "sparsity and total fine-tuning, paired by seed; pp)",
                    lecture.steps_display(steps), "small_steps", steps,
                    "One-shot round r prunes the dense net straight to round r's sparsity and "
-                   "fine-tunes as long as the r iterative rounds together.")
+                   "fine-tunes as long as the r iterative rounds together; round 1 is the same "
+                   "cut in both, so it is not tested.")
         book.sections.append(text_section("Do small steps beat one cut?",
                                           lecture.sentences(steps)))
     else:
