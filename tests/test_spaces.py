@@ -152,8 +152,7 @@ def test_lecture_runs_the_fine_tune_loop_in_small_steps_and_in_one_cut(spaces):
     assert {t.dense.data.name for t in trials} == {"mnist1d"} and len({t.dense.seed
                                                                        for t in trials}) >= 5
     assert {(t.prune.granularity, t.prune.criterion) for t in trials
-            if t.stage == "imp" and t.arm == "lottery"} == {("unstructured", "magnitude"),
-                                                            ("structured", "l1_filter")}
+            if t.stage == "imp" and t.arm == "lottery"} == {("unstructured", "magnitude")}
     assert not any(t.arm == "finetune" and t.stage == "arm" for t in trials)
 
 
