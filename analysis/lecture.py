@@ -160,10 +160,7 @@ def damage_figure(table: pd.DataFrame) -> Result:
     if table.empty:
         return "no fine-tune chain rounds"
     panels = facets(table, facet_keys(table, "granularity", OTHER))
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, squeeze=False, sharey=True,
-                             figsize=(4.4 * cols, 3.4 * rows))
+    fig, axes = _grid(len(panels))
     for ax, (plan, part) in zip(axes.ravel(), panels):
         for k, schedule in enumerate(("iterative", "oneshot")):
             line = part[part.schedule == schedule].sort_values("round")
@@ -189,7 +186,19 @@ def damage_figure(table: pd.DataFrame) -> Result:
                                      for r, v in rounds.items()], fontsize=8)
         ax.set_xlabel("round / weights remaining")
         ax.set_title(describe(plan), fontsize=9)
-    for ax in axes.ravel()[len(panels):]:
+    return _finish(fig, axes, len(panels))
+
+
+def _grid(n: int) -> tuple[plt.Figure, np.ndarray]:
+    """Up to 4 panels a row, sharing the accuracy axis."""
+    cols = min(4, n)
+    rows = -(-n // cols)
+    return plt.subplots(rows, cols, squeeze=False, sharey=True, figsize=(4.4 * cols, 3.4 * rows))
+
+
+def _finish(fig: plt.Figure, axes: np.ndarray, n: int) -> plt.Figure:
+    """Unused panels off, the y label on each row, one legend above."""
+    for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     for row in axes:
         row[0].set_ylabel("test accuracy (%)")
@@ -212,10 +221,7 @@ def versus_remaining(frame: pd.DataFrame, metric: str = "final_test_acc") -> Res
     plans = chain.drop_duplicates(KEYS)[KEYS]
     data = frame.merge(plans, on=KEYS)
     panels = facets(data, facet_keys(data, "granularity", OTHER))
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, squeeze=False, sharey=True,
-                             figsize=(4.4 * cols, 3.4 * rows))
+    fig, axes = _grid(len(panels))
     for ax, (plan, part) in zip(axes.ravel(), panels):
         dense = part[part.stage == "dense"].drop_duplicates("run_id")
         if len(dense):
@@ -236,10 +242,4 @@ def versus_remaining(frame: pd.DataFrame, metric: str = "final_test_acc") -> Res
                             color=shade, lw=0)
         percent_axis(ax, max(part.remaining_pct.min(), 0.1))
         ax.set_title(describe(plan), fontsize=9)
-    for ax in axes.ravel()[len(panels):]:
-        ax.set_axis_off()
-    for row in axes:
-        row[0].set_ylabel("test accuracy (%)")
-    legend_above(fig, axes)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, len(panels))

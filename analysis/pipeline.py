@@ -245,13 +245,8 @@ def _lecture(book: Book, frame: pd.DataFrame, metric: str,
     else:
         book.skipped.append("small steps vs one cut skipped: no plan has both an iterative "
                             "and a one-shot fine-tune chain")
-    for name, result in (("12_damage_recovery", lecture.damage_figure(recovery)),
-                         ("13_finetune_chain", lecture.versus_remaining(frame, metric))):
-        if isinstance(result, str):
-            book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
-            echo(book.skipped[-1])
-        else:
-            book.figures += save(result, book.out, name)
+    _save(book, {"12_damage_recovery": lecture.damage_figure(recovery),
+                 "13_finetune_chain": lecture.versus_remaining(frame, metric)}, echo)
 
 
 def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str,
@@ -274,8 +269,13 @@ def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str
     else:
         book.skipped.append("stability vs lottery effect skipped: no IMP round has both an "
                             "interpolation and a lottery − reinit comparison")
-    for name, result in (("10_barrier_vs_k", stability.figure_vs_k(summary_k)),
-                         ("11_barrier_vs_gap", stability.scatter(joined, corr))):
+    _save(book, {"10_barrier_vs_k": stability.figure_vs_k(summary_k),
+                 "11_barrier_vs_gap": stability.scatter(joined, corr)}, echo)
+
+
+def _save(book: Book, results: dict[str, object], echo: Callable[[str], object]) -> None:
+    """Each figure as PNG + PDF, or the line saying why it is missing."""
+    for name, result in results.items():
         if isinstance(result, str):
             book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
             echo(book.skipped[-1])

@@ -11,6 +11,7 @@ must not read as an effect.
 from __future__ import annotations
 
 import pytest
+from test_analysis_stability import _write
 
 from analysis import lecture
 from analysis.load import load_runs
@@ -18,7 +19,6 @@ from analysis.pipeline import analyze
 from analysis.style import theme
 from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
 from study.tracking import Tracker
-from study.trial import TrialRecord
 
 SEEDS = (0, 1, 2, 3)
 NOISE = (0.002, -0.002, 0.001, -0.001)
@@ -43,10 +43,6 @@ def _metrics(acc: float, r: int, **extra) -> dict[str, float]:
     return {"final_test_acc": acc, "best_val_acc": acc, "test_acc_at_best_val": acc,
             "early_stop_step": 50, "sparsity": 1 - 0.7 ** r, "nonzero_weights": 500,
             "total_weights": 1000, "train_steps": 60, **extra}
-
-
-def _write(tracker: Tracker, launch: str, spec: TrialSpec, metrics: dict[str, float]) -> None:
-    tracker.start(spec, parent=launch).finish(TrialRecord("finished", metrics, []))
 
 
 @pytest.fixture(scope="module")
