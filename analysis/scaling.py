@@ -9,7 +9,8 @@ weights where pruning a big net and training a small one cross.
 - The train-small nets get the dense law err = a·N^-b + c: the dense net at each width (per
   learning rate) and small_dense at each size (per panel), where 4+ sizes exist.
 - The crossing: prune big = lottery at the largest width, its law evaluated along its own
-  densities as a function of N = d·(its total weights); train small = small_dense's dense law;
+  densities as a function of N = d·(the dense net's weights: a structured net's own total is
+  the shrunk net's); train small = small_dense's dense law;
   N* is where the two fitted errors are equal, inside the range both cover. The interval
   resamples seeds (the same seeds for every arm, so the pairing is kept) and refits both laws.
 """
@@ -59,12 +60,14 @@ def panels(frame: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
 
 
 def _cells(part: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per arm, width and round: mean error over seeds, density, nonzero and total weights."""
+    """Per arm, width and round: mean error over seeds, density, nonzero weights and the dense
+    net's weights (nonzero / density: a structured net's own total is the shrunk net's)."""
     runs = part.drop_duplicates(["run_id", "arm", "round"]).dropna(subset=[metric])
-    return runs.assign(err=1 - runs[metric], d=runs.remaining_pct / 100).groupby(
+    d = runs.remaining_pct / 100
+    return runs.assign(err=1 - runs[metric], d=d, dense_n=runs.nonzero_weights / d).groupby(
         ["arm", "width", "round"]).agg(err=("err", "mean"), d=("d", "mean"),
                                        n=("nonzero_weights", "mean"),
-                                       total=("total_weights", "mean"),
+                                       total=("dense_n", "mean"),
                                        seeds=("seed", "nunique")).reset_index()
 
 

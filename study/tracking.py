@@ -54,6 +54,7 @@ import os
 import sqlite3
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from functools import cache, lru_cache
 from pathlib import Path
@@ -322,13 +323,14 @@ class Tracker:
                    else self._unfinished(spec, parent))
         if earlier is not None:
             return TrialRun.resume(self, spec, earlier, tags)
-        run_id = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
-                          tags={**tags, NOTE: describe(spec)}).info.run_id
+        info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
+                        tags={**tags, NOTE: describe(spec)}).info
+        run_id = info.run_id
         stamp = _now()
         retrying(self.client.log_batch, run_id,
                  metrics=[Metric(k, v, stamp, 0) for k, v in condition(spec).items()],
                  params=spec_params(spec))
-        return TrialRun(self, spec, run_id)
+        return TrialRun(self, spec, run_id, artifact_uri=info.artifact_uri)
 
     def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
              extra_tags: dict[str, str] | None = None) -> str:
@@ -389,8 +391,9 @@ class TrialRun:
     Used the same way by `study run`, a Tune trainable and a pack of trials (one each)."""
 
     def __init__(self, tracker: Tracker, spec: TrialSpec, run_id: str,
-                 logged: set[int] | None = None) -> None:
+                 logged: set[int] | None = None, artifact_uri: str | None = None) -> None:
         self.tracker, self.spec, self.run_id = tracker, spec, run_id
+        self.artifact_uri = artifact_uri  # None: asked of the store when the run ends
         self.logged = set(logged or ())  # eval steps whose curve points are in the store
         self.pending: list[tuple[dict[str, float], int]] = []  # (row, when): not written yet
         self.flushed = time.monotonic()
@@ -406,7 +409,7 @@ class TrialRun:
         retrying(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in {
             **tags, "study.attempt": str(attempt)}.items()])
         retrying(client.update_run, run_id, "RUNNING")
-        return cls(tracker, spec, run_id, {m.step for m in history})
+        return cls(tracker, spec, run_id, {m.step for m in history}, run.info.artifact_uri)
 
     def log_eval(self, row: dict[str, float]) -> None:
         """One evaluation's curve points (`train_loss`, `val_loss`, ...) at its step, written
@@ -453,12 +456,19 @@ class TrialRun:
                 retrying(client.log_batch, run_id, metrics=rows[i : i + 100],
                          params=params[i : i + 100],
                          tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else ())
-            with tempfile.TemporaryDirectory() as tmp:
-                spec_json = json.dumps(self.spec.model_dump(mode="json"), indent=2)
-                (Path(tmp) / "spec.json").write_text(spec_json)
-                for n, b in payloads.items():
-                    (Path(tmp) / n).write_bytes(b)
-                retrying(client.log_artifacts, run_id, tmp)
+            files = {"spec.json": json.dumps(self.spec.model_dump(mode="json"),
+                                             indent=2).encode(), **payloads}
+            where = self.artifact_uri or retrying(client.get_run, run_id).info.artifact_uri
+            local = _local_artifacts(where)
+            if local is not None:  # a local store: write the files where MLflow keeps them
+                local.mkdir(parents=True, exist_ok=True)
+                for n, b in files.items():
+                    (local / n).write_bytes(b)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for n, b in files.items():
+                        (Path(tmp) / n).write_bytes(b)
+                    retrying(client.log_artifacts, run_id, tmp)
         except BaseException as err:
             self.fail(f"recording failed: {type(err).__name__}: {err}")
             raise
@@ -521,6 +531,15 @@ def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):
     raise AssertionError("unreachable")
 
 
+def _local_artifacts(artifact_uri: str) -> Path | None:
+    """The folder of a run's artifacts on this machine's disk (a `file:` artifact root, what a
+    SQLite store uses), else None: a tracking server's artifacts go through MLflow."""
+    parsed = urllib.parse.urlparse(artifact_uri)
+    if parsed.scheme == "file" or (not parsed.scheme and artifact_uri.startswith("/")):
+        return Path(urllib.request.url2pathname(parsed.path))
+    return None
+
+
 def _param_text(value: object) -> str:
     return json.dumps(value) if isinstance(value, list) else str(value)
 
@@ -540,21 +559,30 @@ def _finite(value: float) -> bool:
     return math.isfinite(float(value))
 
 
+@lru_cache(maxsize=256)
+def _finished_run(uri: str, run_id: str):
+    """A finished upstream run (its tags name its artifacts' checksums): read once a process."""
+    return MlflowClient(uri).get_run(run_id)
+
+
 @lru_cache(maxsize=256)  # a pack's members read their parents' θ0, masks, weights
 def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
-    client = MlflowClient(uri)
-    run = client.get_run(run_id)
+    run = _finished_run(uri, run_id)
     if run.data.tags.get("study.outcome") != "finished":
         raise UpstreamFailed(f"upstream run {run_id} ended "
                              f"{run.data.tags.get('study.outcome')}: no usable {name}")
     expected = (run.data.tags.get(sha256_tag(name))
                 or run.data.tags.get(f"study.sha256.{name}"))  # earlier versions' key
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = Path(client.download_artifacts(run_id, name, tmp))
-            payload = path.read_bytes()
-        except Exception as err:
-            raise ArtifactError(f"artifact {name} of run {run_id} cannot be read: {err}") from err
+    try:
+        local = _local_artifacts(run.info.artifact_uri)
+        if local is not None:  # a local store: read the file where it lies
+            payload = (local / name).read_bytes()
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(MlflowClient(uri).download_artifacts(run_id, name, tmp))
+                payload = path.read_bytes()
+    except Exception as err:
+        raise ArtifactError(f"artifact {name} of run {run_id} cannot be read: {err}") from err
     if expected is None or hashlib.sha256(payload).hexdigest() != expected:
         raise ArtifactError(f"artifact {name} of run {run_id} fails its sha256 check "
                             "(truncated or altered); delete the run to recompute it")

@@ -265,3 +265,16 @@ def test_the_report_opens_with_the_answer_in_numbers(study, tmp_path):
     laws = pd.read_csv(tmp_path / "scaling_laws.csv")
     assert {"mu", "sigma", "extrapolation_mean_abs", "held_out_width"} <= set(laws)
     assert "## Scaling law per arm" in text and " μ % |" in text and " σ % |" in text
+
+
+def test_a_shrunk_nets_density_is_over_the_dense_nets_weights_not_its_own():
+    """A structured round's net is smaller, not masked: its own total is the shrunk net's, so
+    the law's N = d · (dense weights) must take the dense net's count (nonzero / density)."""
+    runs = pd.DataFrame({
+        "run_id": ["a", "b"], "arm": ["lottery", "lottery"], "width": [1.0, 1.0],
+        "round": [1, 1], "seed": [0, 1], "final_test_acc": [0.6, 0.62],
+        "remaining_pct": [25.0, 25.0], "nonzero_weights": [2500, 2500],
+        "total_weights": [2500, 2500]})  # shrunk: every weight of its own is nonzero
+    cells = scaling._cells(runs, "final_test_acc")
+    assert cells.total.tolist() == [10_000] and cells.n.tolist() == [2500]
+    assert cells.d.tolist() == [0.25]
