@@ -1,5 +1,5 @@
 """The `criteria` study: accuracy vs remaining weights per criterion, where the lottery effect
-appears per criterion, whether gradual pruning beats one-shot, and the weight-agnostic sweep.
+appears per criterion, and whether gradual pruning beats one-shot.
 
 Input is the tidy runs frame of `analysis.load.load_runs` (one row per run: arm, criterion,
 granularity, schedule, round, seed, ticket, remaining_pct, final_test_acc, ...); statistics are
@@ -8,8 +8,6 @@ main report's. Every function returns a Figure or a DataFrame and writes nothing
 """
 
 from __future__ import annotations
-
-import re
 
 import matplotlib
 
@@ -25,13 +23,12 @@ from analysis.stats import ALPHA, CONDITION, MIN_SEEDS, compare, holm, t_interva
 
 CELL = CONDITION  # dataset, model, width, lr, warmup, granularity, scope, criterion, schedule,
 # rewind_step, round: a table row never pools two of these
-WA_KEY = re.compile(r"^(?:metrics\.)?wa_(signed|positive)_(val|test)_acc_w(-?[0-9.e+-]+)$")
 
 
-def _panels(frame: pd.DataFrame, sharey: bool = True):
+def _panels(frame: pd.DataFrame):
     rows = sorted(frame["dataset"].dropna().unique())
     cols = sorted(frame["granularity"].dropna().unique())
-    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey=sharey,
+    fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey=True,
                              figsize=(4.6 * len(cols), 3.4 * len(rows)))
     return fig, axes, rows, cols
 
@@ -158,64 +155,3 @@ def schedule_effect(frame: pd.DataFrame, arm: str = "lottery",
     table["effect"] = (table.t_low > 0) | (table.t_high < 0)
     return table
 
-
-def weight_agnostic_sweep(runs: pd.DataFrame) -> pd.DataFrame:
-    """The flat `wa_{signs}_{split}_acc_w{w}` metrics of weight_agnostic runs, long: one row per
-    run x signs x split x w. `runs` has the runs' metrics as columns (named with or without
-    mlflow.search_runs' `metrics.` prefix) beside the tidy columns (criterion, seed, ...)."""
-    found = {c: WA_KEY.match(c) for c in runs.columns}
-    found = {c: m for c, m in found.items() if m}
-    if not found:
-        raise ValueError("no wa_*_acc_w* metrics: are these weight_agnostic runs?")
-    ids = [c for c in runs.columns if c not in found and not c.startswith("metrics.")]
-    long = runs.melt(id_vars=ids, value_vars=list(found), var_name="key", value_name="accuracy")
-    parts = long.key.map(lambda k: found[k].groups())
-    long["signs"], long["split"] = parts.str[0], parts.str[1]
-    long["w"] = parts.str[2].astype(float)
-    return long.drop(columns="key").dropna(subset=["accuracy"])
-
-
-def load_weight_agnostic(experiment: str, uri: str) -> pd.DataFrame:
-    """`weight_agnostic_sweep` of an experiment's finished weight_agnostic runs (MLflow)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ValueError(f"unknown experiment {experiment!r} in {uri}")
-    query = "tags.`study.arm` = 'weight_agnostic' and tags.`study.outcome` = 'finished'"
-    rows, token = [], None
-    while True:
-        page = client.search_runs([found.experiment_id], query, max_results=5000,
-                                  page_token=token)
-        rows += [{**{k.removeprefix("study."): v for k, v in r.data.tags.items()
-                     if k.startswith("study.") and not k.startswith("study.sha256")},
-                  **{k: v for k, v in r.data.metrics.items() if WA_KEY.match(k)}}
-                 for r in page]
-        token = page.token
-        if not token:
-            break
-    if not rows:
-        raise ValueError(f"experiment {experiment!r} has no finished weight_agnostic runs")
-    tidy = pd.DataFrame(rows)
-    tidy[["round", "seed"]] = tidy[["round", "seed"]].apply(pd.to_numeric)
-    return weight_agnostic_sweep(tidy)
-
-
-def weight_agnostic_figure(long: pd.DataFrame, split: str = "test",
-                           round_: int | None = None) -> plt.Figure:
-    """Accuracy without training vs the shared weight w (relative to each layer's θ0 std) at
-    one round (default the deepest), one colour per criterion, solid θ0 signs / dashed all
-    positive; mean and 95% band over seeds."""
-    rows = long[long.split == split]
-    round_ = int(rows["round"].max()) if round_ is None else round_
-    rows = rows[rows["round"] == round_].copy()
-    rows["accuracy (%)"] = 100.0 * rows.accuracy
-
-    def axis(ax: plt.Axes) -> None:
-        ax.set_xscale("symlog", linthresh=0.01)
-        ax.set_xlabel("shared weight w (x layer θ0 std)")
-
-    return _criterion_lines(
-        rows, "w", "signs", {"signed": "", "positive": (4, 2)}, axis,
-        f"weight-agnostic masks, round {round_}: {split} accuracy without training")

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import optimize
 
 ROSENFELD = ("eps_up", "p", "gamma", "psi")
-DENSE = ("a", "b", "c")
+"""The joint law's constants, in `rosenfeld`'s order."""
 MIN_POINTS = {"rosenfeld": 6, "dense": 4}
 """Fewest (size, density) points a fit needs: its constants plus two degrees of freedom for the
 joint law, plus one for the three-constant dense law."""

@@ -8,30 +8,31 @@ so the report lists them instead of dropping them silently.
 
 from __future__ import annotations
 
-import gc
-import os
-import urllib.request
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from analysis.matching import deduplicate, expand_dense, ticket_problems
+from study.contract import (
+    LAUNCH,
+    LAUNCH_STAGE,
+    OPTIONAL,
+    PREFIX,
+    REQUIRED,
+    STAGE,
+    STAGES,
+    TUNING,
+    default_uri,
+    search_all,
+    store_exists,
+    unreachable,
+)
 
-REQUIRED = ("study.id", "study.stage", "study.arm", "study.granularity", "study.scope",
-            "study.criterion", "study.schedule", "study.round", "study.seed", "study.ticket",
-            "study.dense_id", "study.model", "study.width", "study.dataset", "study.lr",
-            "study.warmup", "study.rewind_step", "study.outcome")
-OPTIONAL = ("study.diverged_step", "study.skip_reason", "study.version", "study.noise_seed",
-            "study.retrain")
-STAGES = ("dense", "imp", "arm")
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
            "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val",
            "pruned_val_acc", "pruned_test_acc")
-CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 INTS = ("round", "seed", "warmup", "rewind_step")
 FLOATS = ("width", "lr")
 
@@ -43,42 +44,28 @@ class AnalysisError(ValueError):
 def resolve_uri(tracking_uri: str | None) -> str:
     """The store to read: the argument, `MLFLOW_TRACKING_URI`, else ./mlruns/mlflow.db (the
     study's local default). A missing SQLite file is an error, not a fresh empty store."""
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}")
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    uri = tracking_uri or default_uri()
+    if not store_exists(uri):
         raise AnalysisError(f"no tracking store at {uri}; run a sweep first or pass "
                             "--tracking-uri")
-    if uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
-        except (OSError, ValueError) as err:
-            raise AnalysisError(f"tracking server {uri} is unreachable ({err})") from None
+    err = unreachable(uri)
+    if err is not None:
+        raise AnalysisError(f"tracking server {uri} is unreachable ({err})")
     return uri
 
 
 def fetch_runs(experiment: str, uri: str) -> list:
     """Every run of the experiment, in pages of 5000 (one query per page, never one per run)."""
     client = MlflowClient(uri)
-    enabled = gc.isenabled()
     try:
         found = client.get_experiment_by_name(experiment)
         if found is None:
             names = sorted(e.name for e in client.search_experiments())
             raise AnalysisError(f"unknown experiment {experiment!r} in {uri}; known: "
                                 f"{', '.join(names) or 'none'}")
-        runs, token = [], None
-        gc.disable()  # MLflow builds ~100 ORM objects a run: collections would halve the speed
-        while True:
-            page = client.search_runs([found.experiment_id], max_results=5000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_all(client, found.experiment_id)
     except MlflowException as err:
         raise AnalysisError(f"tracking store {uri} cannot be read: {err.message}") from None
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load_runs(experiment: str, uri: str) -> tuple[pd.DataFrame, pd.DataFrame, list]:
@@ -88,9 +75,9 @@ def load_runs(experiment: str, uri: str) -> tuple[pd.DataFrame, pd.DataFrame, li
     ticket that descends from it, so each ticket's curve starts at its own dense baseline.
     """
     runs = fetch_runs(experiment, uri)
-    launches = [r for r in runs if r.data.tags.get("study.stage") == "launch"]
-    trials = [r for r in runs if r.data.tags.get("study.stage") != "launch"
-              and "study.tuning" not in r.data.tags]
+    launches = [r for r in runs if r.data.tags.get(STAGE) == LAUNCH_STAGE]
+    trials = [r for r in runs if r.data.tags.get(STAGE) != LAUNCH_STAGE
+              and TUNING not in r.data.tags]
     if not trials:
         raise AnalysisError(f"experiment {experiment!r} has no trial runs (only "
                             f"{len(launches)} launch run(s)); run `study sweep` first")
@@ -117,15 +104,15 @@ def _row(run) -> dict:
                             f"tag {missing[0]!r}" + (f" (and {len(missing) - 1} more)"
                                                      if len(missing) > 1 else "")
                             + ": it was not recorded by this study's tracking contract")
-    if tags["study.stage"] not in STAGES:
-        raise AnalysisError(f"run {run.info.run_id}: tag 'study.stage' is "
-                            f"{tags['study.stage']!r}; expected one of {', '.join(STAGES)}")
-    row = {k.removeprefix("study."): tags.get(k) for k in REQUIRED + OPTIONAL}
+    if tags[STAGE] not in STAGES:
+        raise AnalysisError(f"run {run.info.run_id}: tag {STAGE!r} is {tags[STAGE]!r}; "
+                            f"expected one of {', '.join(STAGES)}")
+    row = {k.removeprefix(PREFIX): tags.get(k) for k in REQUIRED + OPTIONAL}
     if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP
-        row["retrain"] = "none" if tags["study.granularity"] == "none" else "rewind"
+        row["retrain"] = "none" if tags[PREFIX + "granularity"] == "none" else "rewind"
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})
     row.update(run_id=run.info.run_id, status=run.info.status, start_time=run.info.start_time,
-               launch=tags.get("study.launch", tags.get("mlflow.parentRunId")))  # or older
+               launch=tags.get(LAUNCH, tags.get("mlflow.parentRunId")))  # or older
     return row
 
 

@@ -27,6 +27,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.laws import (
     MIN_POINTS,
+    ROSENFELD,
     crossing,
     dense_law,
     fit_dense,
@@ -277,7 +278,7 @@ def _panel(ax: plt.Axes, part: pd.DataFrame, values: dict, fits: pd.DataFrame,
                     color=shades[width], label=f"{PRUNE_BIG}, width {width:g}")
         if len(law):
             d = np.geomspace(line.d.min() * 0.8, 1.0, 60)
-            params = law.iloc[0][["eps_up", "p", "gamma", "psi"]].astype(float).to_dict()
+            params = law.iloc[0][list(ROSENFELD)].astype(float).to_dict()
             curve = rosenfeld(line.eps_np.iloc[0], d, width, **params)
             ax.plot(d * line.total.mean(), (1 - curve) * 100, "-", lw=1.1, color=shades[width])
     dense = cells[cells.arm == "dense"]

@@ -1,7 +1,7 @@
 """Paired statistics by seed: mean difference, 95% intervals (bootstrap and t), Holm, verdicts.
 
 Arms that share a seed share θ0, the data order and the mask, so each comparison is a paired
-difference within (ticket, round, seed). SCIENCE.md: an effect is claimed only when the
+difference within (ticket, round, seed). docs/science.md: an effect is claimed only when the
 Holm-adjusted paired t test rejects; fewer than 3 pairs is reported as too few seeds.
 """
 

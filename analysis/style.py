@@ -1,4 +1,4 @@
-"""One look for every figure: theme, a fixed colour-blind-safe colour per arm, SCIENCE.md's arm
+"""One look for every figure: theme, a fixed colour-blind-safe colour per arm, docs/science.md's arm
 names, facet labels, 95% bands over seeds, and saving as PNG + PDF."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ small_dense: a narrower dense net with as many weights), 3 seeds. Not a paper pr
 real-data version of the scaling question, to see the curves before spending a GPU cluster.
 """
 
-# What SCIENCE.md leads us to expect (LTH, Rethinking; no paper number on digits):
+# What docs/science.md leads us to expect (LTH, Rethinking; no paper number on digits):
 # - unstructured: lottery >= reinit at 12.5% remaining, the gap largest at the narrowest width;
 # - structured: reinit / scratch_b / small_dense match or beat finetune (Rethinking's finding);
 # - at equal nonzero weights, a pruned wide net vs small_dense of the same size is the scaling

@@ -21,7 +21,7 @@ Arm: reinit (same mask, fresh init) against lottery, the comparison that defines
 5 seeds. Needs CIFAR-10's python batches in $STUDY_DATA_DIR; GPU workers.
 """
 
-# Numbers to reproduce (SCIENCE.md): at lr 0.1 from θ0, no tickets (lottery ≈ reinit), in both
+# Numbers to reproduce (docs/science.md): at lr 0.1 from θ0, no tickets (lottery ≈ reinit), in both
 # granularities; at lr 0.01 or with warmup, unstructured lottery > reinit down to ~10-20% of the
 # weights (but both below the lr 0.1 accuracy, per Liu et al.); with rewinding to k ≈ 2000 at
 # lr 0.1, unstructured lottery > reinit without warmup; structured: no effect anywhere.

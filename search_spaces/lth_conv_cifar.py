@@ -18,7 +18,7 @@ Each net's lr, iterations and conv rate differ, so model, train and prune must c
 python batches in $STUDY_DATA_DIR; one GPU share per trial (`study sweep ... --device cuda`).
 """
 
-# Numbers to reproduce (SCIENCE.md): winning tickets best near 9-15% remaining (LTH: Conv-2,
+# Numbers to reproduce (docs/science.md): winning tickets best near 9-15% remaining (LTH: Conv-2,
 # Conv-4, Conv-6 peak at 8.8%, 9.2%, 15.1% of the weights), learning faster and reaching higher
 # test accuracy than dense there; reinit and random_prune degrade with sparsity; sign_constant
 # ≈ lottery; supermask (untrained) ~41% test accuracy on CIFAR-10 (Zhou et al.).

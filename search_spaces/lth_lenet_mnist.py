@@ -9,7 +9,7 @@ round's mask: reinit and random_prune (LTH), sign_constant and supermask (Decons
 Lottery Tickets, Zhou et al. 2019). 5 seeds. Needs MNIST's four IDX files in $STUDY_DATA_DIR.
 """
 
-# Numbers to reproduce (SCIENCE.md):
+# Numbers to reproduce (docs/science.md):
 # - LTH: tickets at 51% remaining learn faster than dense; at 21% fastest and more accurate
 #   (test accuracy above dense, earlier early-stop iteration); at 3.6% back to dense accuracy.
 # - LTH: reinit degrades steadily with sparsity, its early-stop iteration grows with sparsity;

@@ -28,7 +28,7 @@ Method and its dense-training penalty change together (train.bn_l1 with prune.cr
 they are `linked` points. Needs CIFAR-10's python batches in $STUDY_DATA_DIR.
 """
 
-# Numbers to reproduce (SCIENCE.md, Liu et al. Table 1, mean of 5 runs): VGG-16 L1-norm (A):
+# Numbers to reproduce (docs/science.md, Liu et al. Table 1, mean of 5 runs): VGG-16 L1-norm (A):
 # unpruned 93.63, fine-tuned 93.41, Scratch-E 93.62, Scratch-B 93.78; the finding is
 # Scratch-B >= fine-tuned (and Scratch-E close) for structured pruning, on both methods and
 # both nets; lottery ≈ reinit at lr 0.1 (no winning-ticket effect for structured pruning).

@@ -11,7 +11,7 @@ over width x density, each arm's joint scaling law with its extrapolation check,
 prune-big / train-small crossing, each arm at its own learning rate, and the power of the tests.
 """
 
-# What to expect beyond the quickstart (SCIENCE.md): sign_constant ≈ lottery (Zhou et al.: the
+# What to expect beyond the quickstart (docs/science.md): sign_constant ≈ lottery (Zhou et al.: the
 # sign is what matters); random_prune ≈ reinit or worse (the mask matters); a third lr between
 # the two shows whether the effect fades gradually with the learning rate; width 4 tests the
 # joint law's extrapolation from the four smaller widths.

@@ -1,4 +1,4 @@
-"""The arms of SCIENCE.md, each a small function from a trial's context to what it trains.
+"""The arms of docs/science.md, each a small function from a trial's context to what it trains.
 
 Every arm returns a `Setup`: the net to train, its weight masks (unstructured) or none (a
 structured net is physically smaller), the budget and where in the schedule it starts. One
@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study import interpolate
+from study import interpolate, seeds
 from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, restrict, shrink
 from study.specs import UNTRAINED, TrainSpec, TrialSpec
 from study.train import evaluate_only
 
-FRESH = 10_000_019  # offset of the seed of every fresh ("random reinit") initialisation
 REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
 """Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
 FLOPS_MATCHED = ("scratch_b", "small_dense_b")
@@ -96,10 +95,10 @@ def _on_mask(ctx: TrialContext, state: dict[str, torch.Tensor], mask: Masks) -> 
 
 def _fresh(ctx: TrialContext) -> Setup:
     """A fresh random init of the pruned architecture (structured: the small net's own init)."""
-    seed = ctx.spec.dense.seed + FRESH
+    seed = seeds.fresh_init(ctx.spec.dense.seed)
     if ctx.structured:
         return _setup(ctx, ctx.rebuild_small(ctx.mask, seed), None)
-    return _setup(ctx, ctx.fresh_big(seed), ctx.mask)
+    return _setup(ctx, ctx.init_big(seed), ctx.mask)
 
 
 def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
@@ -113,7 +112,7 @@ def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
 
 
 def dense(ctx: TrialContext) -> Setup:
-    model = ctx.theta0_model()
+    model = ctx.init_big(ctx.spec.dense.seed)
     return _setup(ctx, model, None,
                   artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
 
@@ -191,7 +190,7 @@ def sign_constant(ctx: TrialContext) -> Setup:
 
 def random_prune(ctx: TrialContext) -> Setup:
     """θk on a random mask with the same number of survivors per layer (LTH's control)."""
-    gen = torch.Generator().manual_seed(ctx.spec.dense.seed * 1009 + ctx.spec.round + 7)
+    gen = torch.Generator().manual_seed(seeds.random_mask(ctx.spec.dense.seed, ctx.spec.round))
     return _on_mask(ctx, ctx.rewind, random_like(ctx.mask, gen))
 
 
@@ -200,7 +199,7 @@ def small_dense(ctx: TrialContext) -> Setup:
     trained for the dense budget (Scratch-E's)."""
     pruned = _on_mask(ctx, ctx.rewind, ctx.mask)
     target = count(pruned.model, pruned.masks).nonzero_weights
-    model, error = ctx.narrow_dense(target, ctx.spec.dense.seed + FRESH)
+    model, error = ctx.narrow_dense(target, seeds.fresh_init(ctx.spec.dense.seed))
     return _setup(ctx, model, None, metrics={"match_error": error})
 
 

@@ -76,7 +76,7 @@ def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: li
         space, source = load_space(space_name)
         tuned = None
         if space.tuned_keys():
-            from study.tracking import default_uri
+            from study.contract import default_uri
             from study.tuning import tuned_values
 
             tuned = tuned_values(space, uri or default_uri())
@@ -166,8 +166,9 @@ def sweep(space: SpaceArg,
     loaded, source, trials, tracker = _prepare(space, tracking_uri, data_dir, select or [],
                                                device, open_store=not dry_run)
     execution = _execution(device, channels_last, compile, loaded)
+    from study.contract import default_uri
     from study.estimate import describe, local_slots
-    from study.tracking import default_uri, done_ids
+    from study.tracking import done_ids
 
     done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
     slots = local_slots(loaded, max_concurrent)  # a cluster runs more at a time
@@ -305,7 +306,8 @@ def ui(tracking_uri: UriOpt = None,
     import subprocess
     import sys
 
-    from study.tracking import artifact_root, default_uri, store_exists
+    from study.contract import default_uri, store_exists
+    from study.tracking import artifact_root
 
     uri = tracking_uri or default_uri()
     if uri.startswith(("http://", "https://")):

@@ -13,11 +13,13 @@ from functools import cached_property
 
 import torch
 
+from study import seeds
 from study.data import Splits, load_data
 from study.models import MODELS, PrunableNet, build_model, count
 from study.models.base import seeded
-from study.pruning import Masks, draw_batches, initial_mask, prune_units, prune_weights
-from study.specs import DATA_CRITERIA, TrainSpec, TrialSpec
+from study.pruning import Masks, draw_batches, initial_mask, mask_step
+from study.pruning.registry import CRITERIA
+from study.specs import TrainSpec, TrialSpec
 from study.train import train
 
 Fetch = Callable[[TrialSpec, str], dict[str, torch.Tensor]]
@@ -59,10 +61,8 @@ class TrialContext:
     def dense_counts(self):
         return count(self.big_template)
 
-    def theta0_model(self) -> PrunableNet:
-        return self._build(self.spec.dense.seed).to(self.device)
-
-    def fresh_big(self, seed: int) -> PrunableNet:
+    def init_big(self, seed: int) -> PrunableNet:
+        """The big net as `seed` initialises it (θ0 for the trial's own seed)."""
         return self._build(seed).to(self.device)
 
     def big(self, state: dict[str, torch.Tensor]) -> PrunableNet:
@@ -127,28 +127,29 @@ class TrialContext:
         return previous, self.big(self.fetch_dense("final.pt"))
 
     def prune_round(self) -> tuple[Masks, dict[str, Masks]]:
-        """Chain round r's mask (and, unstructured, Zhou's supermask from the same source).
+        """Chain round r's mask (and, unstructured, Zhou's supermask from the same source): the
+        round's inputs fetched and built here, the step itself `study.pruning.mask_step`.
 
         Data-dependent criteria (obd, fisher, taylor, apoz) score the source net on
-        `prune.saliency_batches` training batches of the dense batch size, unaugmented, drawn by
-        a generator seeded by (seed, the source net's round): every one-shot round scores the
-        dense net on the same batches, so its masks nest as magnitude's do.
+        `prune.saliency_batches` training batches of the dense batch size, unaugmented, drawn
+        from `seeds.saliency` (seed, the source net's round): every one-shot round scores the
+        dense net on the same batches, so its masks nest as magnitude's do. Other criteria draw
+        from `seeds.mask_scores` (seed, round).
         """
-        plan, r, seed = self.spec.prune, self.spec.round, self.spec.dense.seed
-        gen = torch.Generator().manual_seed(seed * 1009 + r)
+        plan, seed = self.spec.prune, self.spec.dense.seed
+        gen = torch.Generator().manual_seed(seeds.mask_scores(seed, self.spec.round))
         previous, source = self.source()
         batches = None
-        if plan.criterion in DATA_CRITERIA:  # hutchinson's probes also come from this generator
-            gen = torch.Generator().manual_seed(1_000_003 * (seed + 1) + self.spec.source_round)
+        if CRITERIA[plan.criterion].data:  # hutchinson's probes also come from this generator
+            gen = torch.Generator().manual_seed(seeds.saliency(seed, self.spec.source_round))
             batches = draw_batches(self.data.x_train, self.data.y_train, plan.saliency_batches,
                                    self.spec.dense.train.batch_size, gen)
-        if self.structured:
-            return prune_units(plan, r, source, previous, gen, batches), {}
-        theta0 = self.big(self.fetch_dense("init.pt"))
-        mask = prune_weights(plan, r, source, theta0, previous, gen, batches=batches)
-        same_sign = prune_weights(plan, r, source, self.big(self.rewind), previous, gen,
-                                  criterion="large_final_same_sign")
-        return mask, {"supermask.pt": same_sign}
+        theta0 = rewound = None
+        if not self.structured:
+            theta0, rewound = self.big(self.fetch_dense("init.pt")), self.big(self.rewind)
+        mask, supermask = mask_step(plan, self.spec.round, source, previous, theta0, rewound,
+                                    batches, gen)
+        return mask, {} if supermask is None else {"supermask.pt": supermask}
 
     def narrow_dense(self, target: int, seed: int) -> tuple[PrunableNet, float]:
         """The family at the width whose prunable weights best match `target`; relative error."""

@@ -18,17 +18,15 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from study.arms import steps
 from study.context import Fetch
 from study.execution import Execution
-from study.plan import budget
-from study.specs import TrialSpec
+from study.specs import UNTRAINED, TrialSpec
 from study.stacked import SHARED_FIELDS
 from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer, train_members
 from study.trial import Prepared, TrialRecord, finish, prepare, untrained_result
 
-REWOUND = ("lottery", "sign_constant", "random_prune")
-"""Arms that start at the rewind step (the others start at step 0)."""
 OnEval = Callable[[TrialSpec], Callable[[dict[str, float]], None] | None]
 
 
@@ -42,20 +40,19 @@ def default_pack_size(device: str) -> int:
 def pack_key(spec: TrialSpec) -> str:
     """Trials with equal keys are predicted to fit one stacked loop (from the specs alone)."""
     d = spec.dense
-    if spec.arm in ("supermask", "weight_agnostic"):  # evaluated, never trained: alone
+    if spec.arm in UNTRAINED:  # evaluated, never trained: alone (as `exact_key` runs them)
         return f"untrained:{spec.id}"
     shape: object = d.model.canonical()
     if spec.arm == "small_dense" or (spec.prune and spec.prune.granularity == "structured"):
         # widths follow from the round's mask: predicted equal for the same plan and round
         shape = [shape, spec.arm == "small_dense", spec.prune.canonical(), spec.round]
-    start = spec.prune.rewind_step if spec.arm in REWOUND else 0
-    steps = budget(spec)
+    total, start = steps(spec)  # the arms' own budget rule (Scratch-B: at its cap)
     if spec.arm == "scratch_b":  # its budget follows the FLOPs of its mask
         shape = [shape, "scratch_b", spec.prune.canonical(), spec.round]
     shared = {f: getattr(d.train, f) for f in SHARED_FIELDS}
     if not spec.trains_with_bn_l1:  # Network Slimming's penalty only where the protocol has it
         shared["bn_l1"] = 0.0
-    return json.dumps([d.data.canonical(), shape, shared, steps, start], sort_keys=True)
+    return json.dumps([d.data.canonical(), shape, shared, total, start], sort_keys=True)
 
 
 def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[TrialSpec]:

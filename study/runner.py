@@ -116,6 +116,20 @@ class _InProcess:
         pass
 
 
+def done_and_pending(tracker: Tracker, trials: list[TrialSpec],
+                     line: ProgressLine) -> tuple[set[str], list[TrialSpec]]:
+    """The ids done in the store and the trials a launch runs (those not done), once the runs a
+    dead launch left RUNNING are closed (they are redone); says both on `line`."""
+    closed = tracker.close_dangling()
+    if closed:
+        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
+    done = set(tracker.done())
+    pending = [t for t in trials if t.id not in done]
+    line.say(f"{len(trials)} trials, {len(trials) - len(pending)} already done, "
+             f"{len(pending)} to run")
+    return done, pending
+
+
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    execution: Execution | None = None,
                    echo: Callable[[str], object] | None = print,
@@ -128,13 +142,7 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     execution = execution or Execution()
     torch.set_num_threads(threads_for(space))
     line = ProgressLine(echo)
-    closed = tracker.close_dangling()
-    if closed:
-        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
-    done = set(tracker.done())
-    pending = [t for t in trials if t.id not in done]
-    line.say(f"{len(trials)} trials, {len(trials) - len(pending)} already done, "
-             f"{len(pending)} to run")
+    done, pending = done_and_pending(tracker, trials, line)
     launch = tracker.start_launch(space.name, source,
                                   launch_params(space, trials, pending, "run"))
     counts: dict[str, int] = {}

@@ -285,10 +285,6 @@ def space_files() -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-def known_spaces() -> list[str]:
-    return list(space_files())
-
-
 def space_summary(path: Path) -> str:
     """The first line of a space file's docstring, read without running the file."""
     try:

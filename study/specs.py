@@ -17,35 +17,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from study import seeds
+
 ARMS = (
     "dense", "lottery", "reinit", "scratch_b", "finetune",
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
     "weight_agnostic", "stability", "interpolation",
 )
-UNSTRUCTURED_CRITERIA = ("magnitude", "magnitude_increase", "random", "obd", "fisher", "taylor")
-STRUCTURED_CRITERIA = ("l1_filter", "bn_scale", "random", "apoz", "taylor")
 UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
 """Arms evaluated on their mask without any training."""
-DATA_CRITERIA = ("obd", "fisher", "taylor", "apoz")
-"""Criteria that score the trained net on training batches (`prune.saliency_batches` of them)."""
 Stage = Literal["dense", "imp", "arm"]
 COSINE_FINAL = 0.01
 """`TrainSpec.final_lr` of a cosine schedule, as a fraction of its peak lr."""
 STABILITY_ARMS = ("stability", "interpolation")
 """Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
 noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
-NOISE_OFFSET = 20_000_003
 FINETUNE_FRACTION = 0.25
 """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs): the
 default of the finetune arm (`ArmOptions`) and of a fine-tune chain's rounds (`PruneSpec`)."""
 CHAIN_ARMS = {"rewind": "lottery", "finetune": "finetune"}
 """`PruneSpec.retrain` -> the arm a chain's own rounds (stage "imp") train."""
-
-
-def copy_noise_seeds(seed: int) -> tuple[int, int]:
-    """The noise seeds of a stability analysis' two copies: distinct from every init seed's own
-    data order, and from those of every other seed."""
-    return NOISE_OFFSET + 2 * seed, NOISE_OFFSET + 2 * seed + 1
 
 
 class Spec(BaseModel):
@@ -76,6 +67,15 @@ class Spec(BaseModel):
     @cached_property  # a spec is immutable; its id is read thousands of times in a sweep
     def id(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):
+        """A copy with `update` applied, without what the original cached (its id, its
+        parents): those follow from the fields, which the update changes. (Pydantic copies the
+        instance dict, cached properties included, so a copy would keep the original's id.)"""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in [k for k in copy.__dict__ if k not in type(copy).model_fields]:
+            del copy.__dict__[name]
+        return copy
 
 
 def flat_fields(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -249,6 +249,8 @@ class PruneSpec(Spec):
     granularity: Literal["unstructured", "structured"] = "unstructured"
     scope: Literal["layerwise", "global"] = "layerwise"
     criterion: str = "magnitude"
+    """How weights or units are ranked: a name in `study.pruning.registry.CRITERIA` that ranks
+    at this granularity."""
     rate: float = Field(default=0.2, gt=0.0, lt=1.0)
     """Fraction of the remaining weights (or units) pruned per round, for fully connected layers."""
     conv_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -285,13 +287,15 @@ class PruneSpec(Spec):
 
     @model_validator(mode="after")
     def _criterion_fits_granularity(self) -> PruneSpec:
-        unstructured = self.granularity == "unstructured"
-        allowed = UNSTRUCTURED_CRITERIA if unstructured else STRUCTURED_CRITERIA
-        if self.criterion not in allowed:
-            other = "structured" if unstructured else "unstructured"
-            hint = (f" ({self.criterion!r} ranks {'whole units' if unstructured else 'weights'}: "
-                    f"use granularity {other!r})"
-                    if self.criterion in (STRUCTURED_CRITERIA + UNSTRUCTURED_CRITERIA) else "")
+        from study.pruning.registry import CRITERIA, names_for, names_where
+
+        rule = CRITERIA.get(self.criterion)
+        if rule is None or self.granularity not in rule.granularities:
+            allowed = names_for(self.granularity)
+            other = "structured" if self.granularity == "unstructured" else "unstructured"
+            ranks = "whole units" if other == "structured" else "weights"
+            hint = (f" ({self.criterion!r} ranks {ranks}: use granularity {other!r})"
+                    if rule is not None else "")
             raise ValueError(
                 f"prune.criterion: {self.criterion!r} does not work with {self.granularity} "
                 f"granularity; allowed: {', '.join(allowed)}{hint}"
@@ -299,12 +303,13 @@ class PruneSpec(Spec):
         if self.granularity == "structured" and self.output_rate is not None:
             raise ValueError("prune.output_rate: structured pruning never removes output classes")
         # a field no criterion reads would split identical work into several ids: refuse it
-        if self.hessian != "gauss_newton" and self.criterion != "obd":
-            raise ValueError(f"prune.hessian: only the obd criterion reads it, not "
-                             f"{self.criterion!r}; leave it at its default")
-        if self.saliency_batches != 8 and self.criterion not in DATA_CRITERIA:
+        if self.hessian != "gauss_newton" and not rule.reads_hessian:
+            raise ValueError(f"prune.hessian: only the {', '.join(names_where('reads_hessian'))} "
+                             f"criterion reads it, not {self.criterion!r}; leave it at its "
+                             "default")
+        if self.saliency_batches != 8 and not rule.data:
             raise ValueError(f"prune.saliency_batches: {self.criterion!r} needs no data; only "
-                             f"{', '.join(DATA_CRITERIA)} read it")
+                             f"{', '.join(names_where('data'))} read it")
         if self.finetune_fraction != FINETUNE_FRACTION and self.retrain != "finetune":
             raise ValueError("prune.finetune_fraction: only a fine-tune chain (prune.retrain "
                              "'finetune') reads it; the finetune arm's budget is "
@@ -409,13 +414,15 @@ class TrialSpec(Spec):
                 "from arms (arms apply to every plan: give structured plans a space of their "
                 "own) or use prune.granularity 'unstructured'"
             )
-        if self.prune.criterion == "bn_scale":
+        from study.pruning.registry import CRITERIA
+
+        if CRITERIA[self.prune.criterion].needs_batchnorm:
             from study.models.registry import has_batchnorm
 
             if not has_batchnorm(self.dense.model.name):
                 raise ValueError(
-                    f"prune.criterion: bn_scale ranks BatchNorm scales; {self.dense.model.name!r} "
-                    "has no BatchNorm (use l1_filter, or vgg*/resnet*)"
+                    f"prune.criterion: {self.prune.criterion} ranks BatchNorm scales; "
+                    f"{self.dense.model.name!r} has no BatchNorm (use l1_filter, or vgg*/resnet*)"
                 )
         return self._rewind_within_training()
 
@@ -434,7 +441,7 @@ class TrialSpec(Spec):
                              "leave it unset")
         if self.arm == "stability" and self.noise_seed is None:
             raise ValueError("noise_seed: a stability copy needs its own noise seed "
-                             "(see copy_noise_seeds)")
+                             "(see study.seeds.copy_noise)")
         if self.arm == "interpolation" and self.noise_seed is not None:
             raise ValueError("noise_seed: the interpolation trains nothing; leave it unset "
                              "(its copies carry the noise seeds)")
@@ -508,7 +515,7 @@ class TrialSpec(Spec):
         if self.arm == "interpolation":  # the two copies whose final weights it joins
             return [TrialSpec(stage="arm", arm="stability", round=self.round, dense=self.dense,
                               prune=self.prune, noise_seed=s)
-                    for s in copy_noise_seeds(self.dense.seed)]
+                    for s in seeds.copy_noise(self.dense.seed)]
         dense = TrialSpec(stage="dense", arm="dense", dense=self.dense)
         if self.round == 0:  # a stability copy of the dense net at θk
             return [dense]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from study import seeds
 from study.data import Splits
 from study.execution import Execution
 from study.models.mlp import MLP
@@ -185,8 +186,9 @@ class Stacked:
         if not first <= step < first + LR_WINDOW or alive != self.alive:
             self._lr_at = (step, list(self.alive))
             self._lr = torch.tensor(
-                [[lr_at(self.members[m].spec, s, self.total_steps, self.members[m].base_lr)
-                  for s in range(step, step + LR_WINDOW)] for m in self.alive],
+                [[lr_at(spec, s, self.total_steps, spec.lr)
+                  for s in range(step, step + LR_WINDOW)]
+                 for spec in (self.members[m].spec for m in self.alive)],
                 device=self.flat.device)
             first = step
         return self._lr[:, step - first : step - first + 1]
@@ -204,10 +206,9 @@ class Stacked:
         x = self.data.x_train.index_select(0, idx).view(*shape, *self.data.x_train.shape[1:])
         y = self.data.y_train.index_select(0, idx).view(shape)
         if self.data.augment is not None:
-            x = torch.stack([self.data.augment(
-                xs, torch.Generator(xs.device).manual_seed(self.members[m].seed * 1_000_003
-                                                           + step))
-                for m, xs in zip(self.alive, x)])
+            draws = [seeds.augmentation(self.members[m].seed, step) for m in self.alive]
+            x = torch.stack([self.data.augment(xs, torch.Generator(xs.device).manual_seed(d))
+                             for d, xs in zip(draws, x)])
         return x, y
 
     def step(self, step: int) -> torch.Tensor:

@@ -27,7 +27,14 @@ from study.execution import Execution
 from study.pack import next_pack
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
-from study.runner import describe, launch_params, list_blocked, outcome_text, record_pack
+from study.runner import (
+    describe,
+    done_and_pending,
+    launch_params,
+    list_blocked,
+    outcome_text,
+    record_pack,
+)
 from study.space import Space
 from study.specs import TrialSpec
 from study.supervise import Supervised, death_message, read_report
@@ -281,12 +288,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     trial is a pack, with the space's resources); returns counts of trials done and failed.
     `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
     line = ProgressLine(echo)
-    closed = tracker.close_dangling()
-    if closed:
-        line.say(f"closed {closed} run(s) a dead launch left RUNNING (they are redone)")
-    done = set(tracker.done())
-    todo = [t for t in trials if t.id not in done]
-    line.say(f"{len(trials)} trials, {len(trials) - len(todo)} already done, {len(todo)} to run")
+    done, todo = done_and_pending(tracker, trials, line)
     if not todo:
         return {"done": 0, "failed": 0}
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

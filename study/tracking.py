@@ -1,50 +1,11 @@
-"""The MLflow contract that analysis relies on (DESIGN.md): names, tags, metrics, artifacts.
-
-- One experiment per study, tagged `mlflow.experimentKind` = custom_model_development (MLflow's
-  model-training view, not its GenAI one) and described by the space file's docstring. One run
-  per trial, top level (so every table, filter and chart shows the trials at once), naming the
-  launch that ran it by the tag `study.launch`; a launch run (`study.stage` = "launch") per
-  launch, with the space file attached.
-- A trial's run is live: `Tracker.start` creates it RUNNING when the trial starts, `log_eval`
-  writes each evaluation's curve points as it happens (one batched call), `finish` writes the
-  summary, what the run trained and its artifacts and ends it FINISHED; `fail` ends it FAILED
-  with the reason in `study.failure`. A retry within the same launch (Tune restarting a killed
-  worker) reuses that launch's unfinished run of the trial, so a trial has one run per launch;
-  a new launch closes runs a dead launch left RUNNING as KILLED and redoes them. Only FINISHED
-  runs count as done; a finished id is never written twice.
-- Tags `study.*` (strings, for equality filters): id, stage, arm, granularity, scope, criterion,
-  schedule, retrain (rewind: an IMP chain; finetune: a fine-tune chain), round, seed, ticket,
-  dense_id, model, width, dataset, lr, warmup, rewind_step, noise_seed (the seed of the batch
-  order), outcome, space, version, launch (+ failure, attempt). Run descriptions
-  (`mlflow.note.content`) say the same in words.
-- Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
-  `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
-  length and start step, base lr, schedule, warmup, optimizer and weight decay (Scratch-B's
-  longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net).
-- Metrics: the condition as numbers, for `>`/`<` filters and numeric sorting: `round`, `seed`,
-  `width` (the big net's width multiplier), `lr` (the condition's dense lr; the run's own is
-  `trained.lr`), logged when the run starts. Curves `train_loss`, `val_loss`, `val_acc`,
-  `test_acc` per eval step. Summaries `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`,
-  `early_stop_step` (LTH's early-stopping iteration: the step of minimum validation loss),
-  `sparsity` (1 - remaining), `remaining` (the net's nonzero weights over the dense net's
-  weights: masked-out and removed weights alike count as gone, so a structured or small_dense
-  net with no zero weight has its size here), `masked_fraction` (the share of the net's own
-  weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
-  `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
-  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
-  `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
-  interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
-  pruned net before it is fine-tuned).
-- Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
-  is a tag `sha256.<file>` that every reader verifies.
+"""Recording trials in MLflow, and finding and reading them back, by the tracking contract
+(`study.contract`: every tag, curve, metric and artifact a run holds).
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import gc
 import hashlib
 import inspect
 import io
@@ -69,16 +30,23 @@ from sqlalchemy.engine import Engine
 
 from study import __version__
 from study.arms import ARM_SETUPS
+from study.contract import (
+    CURVES,
+    DONE,
+    TERMINAL_OK,
+    default_uri,
+    search_all,
+    sha256_tag,
+    store_exists,
+    unreachable,
+)
 from study.specs import TrialSpec, flat_fields
 
 if TYPE_CHECKING:
     from study.trial import TrialRecord
 
-CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
-TERMINAL_OK = ("finished", "diverged", "skipped")
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # not the GenAI view
-DONE = "attributes.status = 'FINISHED'"  # and an outcome in TERMINAL_OK
 GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 LIVE_SECONDS = 5.0  # how often a running trial's new curve points are written
 
@@ -97,14 +65,6 @@ class UpstreamNotReady(RuntimeError):
 
 class UpstreamFailed(RuntimeError):
     """A parent trial diverged or was skipped: its children are recorded as skipped."""
-
-
-def default_uri() -> str:
-    """`MLFLOW_TRACKING_URI`, else the SQLite store `mlruns/mlflow.db` in the working folder."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}"
 
 
 def artifact_root(uri: str) -> str | None:
@@ -132,11 +92,6 @@ def _wal(connection, _record) -> None:
         cursor.close()
 
 
-def store_exists(uri: str) -> bool:
-    """Whether there is a store to read (a SQLite file that is not there is not created)."""
-    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
-
-
 def done_ids(experiment: str, uri: str) -> set[str]:
     """The done trial ids of `experiment`, read without writing anything (a dry run): no
     store, no experiment, nothing done."""
@@ -147,18 +102,15 @@ def done_ids(experiment: str, uri: str) -> set[str]:
     found = retrying(client.get_experiment_by_name, experiment)
     if found is None:
         return set()
-    return set(_done(_search(client, found.experiment_id, DONE)))
+    return set(_done(search_all(client, found.experiment_id, DONE, call=retrying)))
 
 
 def _probe(uri: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a server is unreachable."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
-    except (OSError, ValueError) as err:
+    err = unreachable(uri, timeout)
+    if err is not None:
         raise TrackingError(f"tracking server {uri} is unreachable ({err}); start it "
-                            "(scripts/tracking_server.sh) or fix --tracking-uri") from None
+                            "(scripts/tracking_server.sh) or fix --tracking-uri")
 
 
 def tags_for(spec: TrialSpec) -> dict[str, str]:
@@ -222,11 +174,6 @@ def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
     return "\n\n".join(line for line in lines if line)
 
 
-def sha256_tag(name: str) -> str:
-    """The tag holding an artifact's checksum (short, so the UI shows it whole)."""
-    return f"sha256.{name}"
-
-
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in tensors.items()}, buffer)
@@ -246,7 +193,6 @@ class Tracker:
         if probe:
             _probe(self.uri)
         self.client = MlflowClient(self.uri)
-        self.experiment_name = experiment
         self.finished: dict[str, str] = {}  # trial id: its FINISHED run, as `load` found it
         try:
             found = retrying(self.client.get_experiment_by_name, experiment)
@@ -265,7 +211,7 @@ class Tracker:
                 retrying(self.client.set_experiment_tag, self.experiment_id, KIND_TAG, KIND)
 
     def _runs(self, filter_string: str) -> list:
-        return _search(self.client, self.experiment_id, filter_string)
+        return search_all(self.client, self.experiment_id, filter_string, call=retrying)
 
     def done(self) -> dict[str, str]:
         """{trial id: run id} of every trial recorded to the end (finished, diverged, skipped)."""
@@ -496,23 +442,6 @@ def _reusable(runs: list) -> dict[str, object]:
 def _done(finished_runs: list) -> dict[str, str]:
     return {r.data.tags["study.id"]: r.info.run_id for r in finished_runs
             if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
-
-
-def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> list:
-    runs, token = [], None
-    enabled = gc.isenabled()
-    gc.disable()  # MLflow builds ~100 ORM objects a run: collections would halve the speed
-    try:
-        while True:
-            page = retrying(client.search_runs, [experiment_id], filter_string,
-                            max_results=5000, page_token=token)
-            runs += list(page)
-            token = page.token
-            if not token:
-                return runs
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from study import seeds
 from study.data import Splits
 from study.execution import Execution
 from study.specs import TrainSpec
@@ -116,10 +117,10 @@ def lr_at(spec: TrainSpec, step: int, total: int, base_lr: float) -> float:
     return base_lr * warm * factor
 
 
-def make_optimizer(spec: TrainSpec, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
     if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=spec.momentum, nesterov=spec.nesterov,
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
                            weight_decay=spec.weight_decay)
 
 
@@ -138,7 +139,7 @@ class BatchOrder:
     def permutation(self, epoch: int) -> torch.Tensor:
         """The epoch's order of the n samples (its steps take consecutive slices)."""
         if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            gen = torch.Generator().manual_seed(seeds.batch_order(self.seed, epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
         return self._perm
 
@@ -172,7 +173,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 @dataclass
 class Member:
-    """One trial's share of a training run: its net, schedule, seed, lr, masks and callback.
+    """One trial's share of a training run: its net, schedule (lr included), seed, masks and
+    callback.
 
     Members of one run (a pack) share the data, the step range and the loop; everything that
     makes a trial itself (θ0, data order, augmentation draws, mask, lr, weight decay) is here."""
@@ -180,13 +182,8 @@ class Member:
     model: nn.Module
     spec: TrainSpec
     seed: int
-    lr: float | None = None  # None: spec.lr
     masks: Masks | None = None
     on_eval: Callable[[dict[str, float]], None] | None = None
-
-    @property
-    def base_lr(self) -> float:
-        return self.spec.lr if self.lr is None else self.lr
 
 
 class Solo:
@@ -208,7 +205,7 @@ class Solo:
                   for n, m in (member.masks or {}).items()]
         self.weights, self.keep = [p for p, _ in masked], [m for _, m in masked]
         self.bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        self.opt = make_optimizer(member.spec, model.parameters(), member.base_lr)
+        self.opt = make_optimizer(member.spec, model.parameters())
         self.order = BatchOrder(len(data.y_train), member.spec.batch_size, member.seed,
                                 data.x_train.device)
         self.cast = autocast(data.x_train.device, member.spec.precision)  # built once
@@ -221,11 +218,12 @@ class Solo:
         """One optimizer step at `step`; the member's (detached) loss, shape (1,)."""
         spec, data, seed = self.member.spec, self.data, self.member.seed
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(spec, step, self.total_steps, self.member.base_lr)
+            group["lr"] = lr_at(spec, step, self.total_steps, spec.lr)
         idx = self.order(step)
         x = data.x_train[idx]
         if data.augment is not None:
-            x = data.augment(x, torch.Generator(x.device).manual_seed(seed * 1_000_003 + step))
+            draw = torch.Generator(x.device).manual_seed(seeds.augmentation(seed, step))
+            x = data.augment(x, draw)
         if self.execution.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.cast:  # the loss itself autocasts to fp32
@@ -258,7 +256,7 @@ class Solo:
 
 
 def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_steps: int,
-          start_step: int = 0, stop_step: int | None = None, lr: float | None = None,
+          start_step: int = 0, stop_step: int | None = None,
           masks: Masks | None = None, checkpointer: Checkpointer | None = None,
           on_eval: Callable[[dict[str, float]], None] | None = None,
           execution: Execution | None = None) -> TrainResult:
@@ -267,7 +265,7 @@ def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_s
     `masks` ({param name: bool}) keep pruned weights at zero; the schedule spans `total_steps`.
     `execution` may lay conv tensors out channels-last and compile the training forward.
     """
-    (result,) = train_members([Member(model, spec, seed, lr, masks, on_eval)], data,
+    (result,) = train_members([Member(model, spec, seed, masks, on_eval)], data,
                               total_steps=total_steps, start_step=start_step,
                               stop_step=stop_step, checkpointer=checkpointer,
                               execution=execution)
@@ -357,7 +355,7 @@ def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
 
 @torch.no_grad()
 def _apply(weights: list[torch.Tensor], keep: list[torch.Tensor]) -> None:
-    """Zero the pruned weights: one fused multiply per step (DESIGN.md's cheap masking)."""
+    """Zero the pruned weights: one fused multiply per step for all of them (docs/design.md)."""
     if weights:
         torch._foreach_mul_(weights, keep)
 

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from analysis.load import REQUIRED
+from study.contract import REQUIRED
 
 LRS = (0.01, 0.1)
 EFFECT_LR = 0.01

@@ -264,6 +264,12 @@ def test_small_dense_b_is_small_dense_with_scratch_b_budget(chains):
     assert b.total_steps == round(DENSE.total_steps() * ratio) > e.total_steps
 
 
+def test_every_arm_a_spec_can_name_has_its_setup():
+    """`specs.ARMS` (the names a spec validates against, torch-free) and `ARM_SETUPS` (what
+    each arm builds) list the same arms."""
+    assert set(ARMS) == set(ARM_SETUPS)
+
+
 @pytest.mark.timeout(300)
 def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains):
     """One budget rule (`study.arms.steps`): the sweep's plan shows the steps each arm really

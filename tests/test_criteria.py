@@ -15,8 +15,9 @@ from torch.func import functional_call
 
 from study.models import build_model
 from study.pruning import draw_batches, initial_mask, prune_units, prune_weights
+from study.pruning import saliency as rules
 from study.pruning.hessian import hessian_diagonal
-from study.pruning.saliency import unit_saliency, weight_saliency
+from study.pruning.registry import CRITERIA, GRANULARITIES, Scoring
 from study.specs import PruneSpec
 
 GEN = torch.Generator().manual_seed(0)
@@ -100,7 +101,7 @@ def per_sample_loop(model, batches, label_of=None):
 def test_fisher_is_half_the_mean_squared_per_sample_gradient_times_w_squared():
     model, batches = tiny()
     fisher, params = per_sample_loop(model, batches), dict(model.named_parameters())
-    got = weight_saliency("fisher", model, weights(model), batches, "gauss_newton", GEN)
+    got = rules.fisher(model, weights(model), batches)
     for n in fisher:
         torch.testing.assert_close(got[n], 0.5 * fisher[n] * params[n].detach() ** 2)
 
@@ -114,7 +115,7 @@ def test_taylor_weights_average_the_per_batch_first_order_term():
         nn.functional.cross_entropy(model(x), y).backward()
         for n in expected:
             expected[n] = expected[n] + (params[n] * params[n].grad).abs().detach() / 3
-    got = weight_saliency("taylor", model, weights(model), batches, "gauss_newton", GEN)
+    got = rules.taylor_weights(model, weights(model), batches)
     for n in expected:
         torch.testing.assert_close(got[n], expected[n])
 
@@ -133,16 +134,16 @@ def dead_and_alive(model) -> nn.Module:
 def test_taylor_gives_a_dead_unit_and_its_outgoing_weights_zero():
     model, batches = tiny()
     dead_and_alive(model)
-    scores = weight_saliency("taylor", model, weights(model), batches, "gauss_newton", GEN)
+    scores = rules.taylor_weights(model, weights(model), batches)
     assert scores["layers.1.weight"][:, 1].abs().max() == 0  # no gradient through a dead unit
-    units = unit_saliency("taylor", model, batches)["layers.0"]
+    units = rules.taylor_units(model, batches)["layers.0"]
     assert units[1] == 0 and units[0] > 0
 
 
 def test_apoz_counts_zero_activations_by_hand():
     model = dead_and_alive(build_model("mlp", (3,), 2, hidden=(3,)))
     x = torch.tensor([[1.0, 0, 0], [-1.0, 0, 0], [2.0, 1, 1], [-2.0, 1, 1]])
-    scores = unit_saliency("apoz", model, [(x, torch.zeros(4, dtype=torch.long))])["layers.0"]
+    scores = rules.apoz(model, [(x, torch.zeros(4, dtype=torch.long))])["layers.0"]
     assert scores.tolist() == [1.0, 0.0, 0.5]  # fraction of samples where the unit is non-zero
     plan = PruneSpec(granularity="structured", criterion="apoz", rate=0.6)
     mask = prune_units(plan, 1, model, initial_mask(plan, model), GEN, [(x, x[:, 0].long())])
@@ -156,7 +157,7 @@ def test_apoz_of_a_batchnorm_conv_is_measured_after_bn_and_relu():
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     post = torch.relu(model.bns[0](model.convs[0](x)))  # (B, C, H, W) as the forward computes
     expected = 1.0 - (post == 0).float().mean((0, 2, 3))
-    got = unit_saliency("apoz", model, [(x, torch.zeros(4, dtype=torch.long))])["convs.0"]
+    got = rules.apoz(model, [(x, torch.zeros(4, dtype=torch.long))])["convs.0"]
     torch.testing.assert_close(got, expected)
 
 
@@ -174,7 +175,7 @@ def scaled_unit_losses(model, batches, unit: int, t: float) -> list[float]:
 
 def test_unit_taylor_is_the_derivative_of_scaling_the_units_gate():
     model, batches = tiny()
-    got, eps = unit_saliency("taylor", model, batches)["layers.0"], 1e-6
+    got, eps = rules.taylor_units(model, batches)["layers.0"], 1e-6
     for unit in range(3):  # d/dt L(t·gate) at t=1 is Σ w·∂L/∂w over the gate
         up, down = (scaled_unit_losses(model, batches, unit, 1 + s * eps) for s in (1, -1))
         slopes = [(a - b) / (2 * eps) for a, b in zip(up, down)]
@@ -185,11 +186,11 @@ def test_taylor_with_batchnorm_ranks_the_bn_gate_and_obd_runs_on_it():
     model = build_model("vgg11", (3, 32, 32), 10, width=0.0625, seed=1)
     gen = torch.Generator().manual_seed(0)
     batches = draw_batches(torch.randn(4, 3, 32, 32, generator=gen), torch.arange(4), 2, 2, gen)
-    units = unit_saliency("taylor", model, batches)
+    units = rules.taylor_units(model, batches)
     assert {g.name for g in model.unit_groups()} == set(units)
     assert all(s.shape == (g.size,) for g, s in zip(model.unit_groups(), units.values()))
     assert model.training  # scoring left the training mode as it found it
-    scores = weight_saliency("obd", model, weights(model), batches, "gauss_newton", GEN)
+    scores = rules.obd(model, weights(model), batches, "gauss_newton", GEN)
     assert all(bool((s >= 0).all()) for s in scores.values())  # Gauss-Newton is positive
 
 
@@ -236,3 +237,33 @@ def test_new_fields_at_their_defaults_leave_ids_alone():
     assert PruneSpec(rate=0.3, rounds=3).canonical() == {"rate": 0.3, "rounds": 3}
     assert PruneSpec(criterion="obd", hessian="gauss_newton", saliency_batches=8).canonical() == {
         "criterion": "obd"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(CRITERIA))
+def test_each_registry_entry_scores_what_it_says_and_plans_accept_only_that(name):
+    """The registry is the one list of criteria: a plan accepts a name at exactly the
+    granularities its entry scores, and the entry reads only what it declares (training batches
+    only where `data`; an MLP unless it `needs_batchnorm`)."""
+    rule = CRITERIA[name]
+    assert rule.granularities, name
+    for granularity in GRANULARITIES:
+        if granularity in rule.granularities:
+            PruneSpec(granularity=granularity, criterion=name)
+        else:
+            with pytest.raises(ValueError, match=f"{name}.*{granularity}"):
+                PruneSpec(granularity=granularity, criterion=name)
+    model = (build_model("vgg11", (3, 8, 8), 4, width=0.0625, seed=0) if rule.needs_batchnorm
+             else build_model("mlp", (6,), 4, hidden=(5,), seed=0))
+    x = torch.randn(8, *((3, 8, 8) if rule.needs_batchnorm else (6,)), generator=GEN)
+    batches = [(x, torch.arange(8) % 4)] if rule.data else None
+    scoring = Scoring(model, torch.Generator().manual_seed(0), init=model, batches=batches)
+    params = dict(model.named_parameters())
+    if rule.weights is not None:
+        scores = rule.weights(scoring)
+        assert {n: s.shape for n, s in scores.items()} == {n: params[n].shape
+                                                          for n in model.prunable()}
+    if rule.units is not None:
+        scores = rule.units(scoring)
+        assert {n: s.shape for n, s in scores.items()} == {g.name: (g.size,)
+                                                          for g in model.unit_groups()}

@@ -5,16 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 from scipy import stats as sps
 
 from analysis.criteria import (
     accuracy_vs_remaining,
-    load_weight_agnostic,
     lottery_effect,
     schedule_effect,
-    weight_agnostic_figure,
-    weight_agnostic_sweep,
     which_criteria,
 )
 
@@ -91,48 +87,3 @@ def test_schedule_effect_pairs_iterative_and_oneshot_by_seed():
     assert not table.loc["random"].effect.any()
     assert (table.p_holm >= table.p).all()
 
-
-def wa_runs() -> pd.DataFrame:
-    rows = []
-    for crit in ("magnitude", "random"):
-        for seed in (0, 1):
-            row = {"dataset": "mnist1d", "granularity": "unstructured", "criterion": crit,
-                   "seed": seed, "round": 1}
-            for w in (-1.0, 0.5, 1.0):
-                for signs in ("signed", "positive"):
-                    for split in ("val", "test"):
-                        good = crit == "magnitude" and signs == "signed" and w > 0
-                        row[f"metrics.wa_{signs}_{split}_acc_w{w:g}"] = 0.6 if good else 0.1
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def test_weight_agnostic_sweep_parses_the_flat_metrics_and_plots_them():
-    long = weight_agnostic_sweep(wa_runs())
-    assert len(long) == 2 * 2 * 3 * 2 * 2
-    assert set(long.w) == {-1.0, 0.5, 1.0} and set(long.signs) == {"signed", "positive"}
-    best = long[(long.criterion == "magnitude") & (long.signs == "signed") & (long.w > 0)]
-    assert (best.accuracy == 0.6).all()
-    fig = weight_agnostic_figure(long)
-    assert fig.axes[0].get_xscale() == "symlog" and "round 1" in fig._suptitle.get_text()
-    with pytest.raises(ValueError, match="weight_agnostic"):
-        weight_agnostic_sweep(pd.DataFrame({"criterion": ["magnitude"], "x": [1.0]}))
-
-
-def test_weight_agnostic_runs_load_from_mlflow(store):
-    from mlflow.entities import Metric
-
-    client = MlflowClient(store)
-    exp = client.create_experiment("wa", artifact_location="file:///tmp/wa-artifacts")
-    for seed, arm in ((0, "weight_agnostic"), (1, "weight_agnostic"), (0, "reinit")):
-        run = client.create_run(exp, tags={"study.arm": arm, "study.outcome": "finished",
-                                           "study.criterion": "magnitude", "study.round": "1",
-                                           "study.seed": str(seed), "study.dataset": "digits",
-                                           "study.granularity": "unstructured"})
-        client.log_batch(run.info.run_id, metrics=[
-            Metric("wa_signed_test_acc_w0.5", 0.5 + seed / 10, 0, 0),
-            Metric("wa_signed_val_acc_w0.5", 0.4, 0, 0), Metric("final_test_acc", 0.5, 0, 0)])
-        client.set_terminated(run.info.run_id, "FINISHED")
-    long = load_weight_agnostic("wa", store)
-    assert sorted(long[long.split == "test"].accuracy) == pytest.approx([0.5, 0.6])
-    assert set(long.seed) == {0, 1} and (long.w == 0.5).all()

@@ -12,8 +12,9 @@ import torch
 from study.arms import ARM_SETUPS
 from study.context import TrialContext
 from study.pruning import agnostic
+from study.pruning.registry import CRITERIA
 from study.space import load_space
-from study.specs import DATA_CRITERIA, DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
+from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
 from study.trial import run_trial
 
 DENSE = DenseSpec(model=ModelSpec(name="mlp", hidden=(32, 32)),
@@ -46,7 +47,7 @@ def store() -> MemoryStore:
 
 def plan(granularity: str, criterion: str, schedule: str) -> PruneSpec:
     """Two rounds at 50%; data criteria read 3 batches (the others may not name the field)."""
-    few = {"saliency_batches": 3} if criterion in DATA_CRITERIA else {}
+    few = {"saliency_batches": 3} if CRITERIA[criterion].data else {}
     return PruneSpec(granularity=granularity, criterion=criterion, rate=0.5, rounds=2,
                      schedule=schedule, **few)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from study import seeds
 from study.arms import ARM_SETUPS, finetune_steps
 from study.context import TrialContext
 from study.models import count
 from study.plan import budget
-from study.pruning import prune_units, prune_weights
+from study.pruning import draw_batches, prune_units, prune_weights
 from study.space import Space
 from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
 from study.train import evaluate
@@ -89,12 +90,11 @@ def test_a_round_fine_tunes_the_previous_rounds_fine_tuned_net_on_its_own_mask(c
     plan, r = PLANS[key], 2
     batches = None
     if plan.criterion == "fisher":  # the same batches the round drew (seeded by its source)
-        from study.pruning import draw_batches
-        gen = torch.Generator().manual_seed(1_000_003 * (DENSE.seed + 1) + 1)
+        gen = torch.Generator().manual_seed(seeds.saliency(DENSE.seed, 1))
         batches = draw_batches(ctx.data.x_train, ctx.data.y_train, plan.saliency_batches,
                                DENSE.train.batch_size, gen)
     else:
-        gen = torch.Generator()
+        gen = torch.Generator().manual_seed(seeds.mask_scores(DENSE.seed, r))
     recomputed = prune_weights(plan, r, ctx.big(tuned), ctx.big(theta0), previous, gen,
                                batches=batches)
     assert all(torch.equal(recomputed[n], mask[n]) for n in mask)
@@ -115,8 +115,8 @@ def test_a_structured_round_shrinks_the_previous_rounds_fine_tuned_small_net(cha
     assert setup.model.widths[0] < int(m1["layers.0"].sum())
     torch.testing.assert_close(setup.model.state_dict()["layers.0.weight"],
                                tuned["layers.0.weight"][keep], rtol=0, atol=0)
-    recomputed = prune_units(PLANS["structured"], 2, ctx.small(m1, tuned), m1,
-                             torch.Generator())
+    gen = torch.Generator().manual_seed(seeds.mask_scores(DENSE.seed, 2))
+    recomputed = prune_units(PLANS["structured"], 2, ctx.small(m1, tuned), m1, gen)
     assert all(torch.equal(recomputed[n], m2[n]) for n in m2)
 
 

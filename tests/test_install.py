@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.space import SpaceError, known_spaces, load_space
+from study.space import SpaceError, load_space, space_files
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_SOURCE = {".git", "build", "dist", "mlruns", "out", "runs", "data", ".venv", ".hypothesis"}
@@ -82,7 +82,7 @@ def test_a_space_in_the_working_directory_wins_over_the_shipped_one(tmp_path, mo
     space, source = load_space("quickstart")
     assert (space.name, len(space.expand()), source) == ("smoke", 33, smoke)
     assert load_space("lr_regimes")[0].name == "lr_regimes"  # not overridden: the shipped one
-    assert known_spaces() == sorted(_repo_spaces() | {"mine", "broken"})
+    assert list(space_files()) == sorted(_repo_spaces() | {"mine", "broken"})
     result = CliRunner().invoke(app, ["spaces"])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()}

@@ -11,7 +11,7 @@ CIFAR = (3, 32, 32)
 def test_lenet_300_100_has_the_papers_weight_count():
     counts = count(build_model("mlp", (1, 28, 28), 10))
     assert counts.total_weights == 266_200
-    assert counts.total_params == 266_200 + 410  # biases 300 + 100 + 10 (SCIENCE.md says 610)
+    assert counts.total_params == 266_200 + 410  # biases 300 + 100 + 10 (docs/science.md)
 
 
 @pytest.mark.parametrize("name,weights", [("conv2", 4_300_992), ("conv4", 2_425_024),

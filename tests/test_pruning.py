@@ -6,6 +6,7 @@ import torch
 from study.models import build_model, count
 from study.pruning import (
     initial_mask,
+    mask_step,
     prune_lowest,
     prune_units,
     prune_weights,
@@ -14,7 +15,8 @@ from study.pruning import (
     shrink,
     zero_units,
 )
-from study.pruning.criteria import WEIGHT_CRITERIA
+from study.pruning.criteria import large_final_same_sign, magnitude_increase
+from study.pruning.registry import SUPERMASK
 from study.specs import PruneSpec
 
 GEN = torch.Generator().manual_seed(0)
@@ -73,9 +75,9 @@ def test_global_scope_pools_by_rate_field_with_lths_conv_rates(name):
 
 def test_magnitude_increase_is_hand_checkable():
     w_final, w_init = torch.tensor([1.0, -3.0, 0.5]), torch.tensor([2.0, 1.0, -0.1])
-    increase = WEIGHT_CRITERIA["magnitude_increase"](w_final, w_init, GEN)
+    increase = magnitude_increase(w_final, w_init, GEN)
     torch.testing.assert_close(increase, torch.tensor([-1.0, 2.0, 0.4]))
-    same = WEIGHT_CRITERIA["large_final_same_sign"](w_final, w_init, GEN)
+    same = large_final_same_sign(w_final, w_init, GEN)
     assert same.tolist() == [1.0, -1.0, -1.0]
 
 
@@ -155,3 +157,24 @@ def test_structured_layer_keeps_at_least_one_unit():
     plan = PruneSpec(granularity="structured", criterion="l1_filter", rate=0.9, scope="global")
     mask = prune_units(plan, 1, model, initial_mask(plan, model), GEN)
     assert int(mask["layers.0"].sum()) >= 1
+
+
+def test_mask_step_is_the_rounds_mask_with_the_supermask_beside_it():
+    """The chain's pruning step as a pure function: the plan's mask of the source net and,
+    unstructured, Zhou's large_final_same_sign mask from the same source and generator."""
+    source = build_model("mlp", (6,), 4, hidden=(8, 8), seed=0)
+    theta0, rewound = (build_model("mlp", (6,), 4, hidden=(8, 8), seed=s) for s in (1, 2))
+    plan = PruneSpec(criterion="random", rate=0.5, rounds=2)
+    previous = initial_mask(plan, source)
+    mask, supermask = mask_step(plan, 1, source, previous, theta0, rewound, None,
+                                torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    expected = prune_weights(plan, 1, source, theta0, previous, gen)
+    same_sign = prune_weights(plan, 1, source, rewound, previous, gen, criterion=SUPERMASK)
+    assert all(torch.equal(mask[n], expected[n]) for n in expected)
+    assert all(torch.equal(supermask[n], same_sign[n]) for n in same_sign)
+    units = PruneSpec(granularity="structured", criterion="l1_filter", rate=0.5, rounds=2)
+    unit_mask, none = mask_step(units, 1, source, initial_mask(units, source), None, None, None,
+                                torch.Generator().manual_seed(5))
+    assert none is None and {n: m.shape for n, m in unit_mask.items()} == {
+        g.name: (g.size,) for g in source.unit_groups()}

@@ -102,3 +102,15 @@ def test_ids_change_exactly_where_the_fair_arms_fixes_change_a_computation():
         assert spec.canonical().get("revision") == expected, arm_
     assert PruneSpec(scope="global", output_rate=0.1).canonical()["revision"] == 1
     assert "revision" not in PruneSpec(scope="global").canonical()  # one pool, as before
+
+
+def test_a_copied_spec_has_its_own_id_and_parents():
+    """Ids and parents are cached on the instance; a copy with other fields must not keep the
+    original's (pydantic's model_copy copies the instance dict)."""
+    dense = DenseSpec(train=TrainSpec(steps=10))
+    spec = TrialSpec(stage="imp", arm="lottery", round=2, dense=dense, prune=PruneSpec(rounds=2))
+    assert spec.id and spec.parents()  # cached now
+    other = spec.model_copy(update={"dense": dense.model_copy(update={"seed": 5})})
+    rebuilt = TrialSpec(**other.model_dump())
+    assert other.id == rebuilt.id != spec.id
+    assert [p.id for p in other.parents()] == [p.id for p in rebuilt.parents()]

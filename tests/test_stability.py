@@ -21,8 +21,9 @@ from study.data import Splits
 from study.data.registry import DatasetInfo
 from study.models import build_model
 from study.plan import budget
+from study.seeds import copy_noise
 from study.space import Space, SpaceError, load_space
-from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec, copy_noise_seeds
+from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
 from study.train import train
 from study.trial import run_trial
 
@@ -74,7 +75,7 @@ def test_noise_seed_changes_the_batches_and_nothing_else(chain):
     assert _same(record.artifacts["init.pt"], chain.fetch(base, "init.pt"))  # same θ0
     assert not _same(record.artifacts["final.pt"], chain.fetch(base, "final.pt"))
     # exactly the init seed's θ0 trained on noise seed 7's batches: nothing else moved
-    model = TrialContext(base, chain.fetch).theta0_model()
+    model = TrialContext(base, chain.fetch).init_big(base.dense.seed)
     train(model, TrialContext(base, chain.fetch).data, DENSE.train, seed=7, total_steps=60)
     assert _same(model.state_dict(), record.artifacts["final.pt"])
     # an IMP round under another noise seed prunes to the same mask, from the same θk
@@ -107,7 +108,7 @@ def test_one_noise_seed_gives_bit_for_bit_endpoints_and_zero_barrier(chain, roun
 def test_two_noise_seeds_give_two_endpoints_and_a_recorded_path(chain, round_):
     line = _line(round_)
     copies = line.parents()
-    assert [c.noise_seed for c in copies] == list(copy_noise_seeds(DENSE.seed))
+    assert [c.noise_seed for c in copies] == list(copy_noise(DENSE.seed))
     store = MemoryStore()
     store.artifacts = dict(chain.artifacts)
     ends = [store.run(c) for c in copies]

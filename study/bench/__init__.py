@@ -1,6 +1,7 @@
 """`study bench`: the study's own speed, measured against bare PyTorch, and what pruning buys.
 
-Six parts, every number a ratio of things timed side by side in the same run:
+Six parts (`PARTS`), every number a ratio of things timed side by side in the same run, the
+training loops all timed by one helper (`timing.race`):
 
 - `trainer`: `study.train.train` against a minimal hand-written loop (samples/s), with and
   without 80% masks;
@@ -10,7 +11,7 @@ Six parts, every number a ratio of things timed side by side in the same run:
   MLflow), fixed start-up costs apart, and 2 trials side by side against one after the other;
 - `inference`: dense, zeros kept dense, CSR kernels and physically shrunk nets, per sparsity;
 - `efficiency`: steps a sweep trains against a naive per-arm pipeline, and a finished sweep's
-  wall time against its critical path;
+  wall time against its critical path (read from the store by `analysis.efficiency`);
 - `packed`: packs of K stacked nets against the one-at-a-time bare loop (samples/s, and the
   share of the measured matmul limit).
 """

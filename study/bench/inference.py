@@ -3,7 +3,7 @@
 At each sparsity the dense net and its three pruned forms (`study.bench.sparse`) run in turn
 (A, B, C, D, D, C, B, A, ...), the same number of forward passes each, under
 `torch.inference_mode`; a form's speedup is the median over rounds of dense time / its time.
-SCIENCE.md claim 5 predicts: zeros kept dense give nothing, sparse kernels help only at high
+docs/science.md's claim 5 predicts: zeros kept dense give nothing, sparse kernels help only at high
 sparsity if at all, a physically smaller net is faster.
 """
 

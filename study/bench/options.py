@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from study.bench.timing import interleaved, paired_ratio, ratio_interval, timed
-from study.bench.trainer import TrainerCase, synthetic_splits
+from study.bench.timing import paired_ratio, race, ratio_interval
+from study.bench.trainer import TrainerCase
 from study.execution import Execution
-from study.models import build_model
 from study.train import train
 
 OPTIONS = ("bf16", "channels_last", "compile")
@@ -57,20 +56,17 @@ def _setting(option: str, device: str) -> tuple[Execution, str]:
 
 def bench_option(case: TrainerCase, option: str, device: str = "cpu", seed: int = 0) -> dict:
     """Samples/s of the loop with `option` against the default loop on `case`."""
-    data = synthetic_splits(case.input_shape, case.samples, seed, device)
-    template = build_model(case.model, case.input_shape, 10, hidden=case.hidden, seed=seed)
-    spec = case.train.model_copy(update={"steps": case.steps, "eval_every": case.steps + 1})
+    data, template, spec = case.inputs(device, seed)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
-    def setup(name: str, steps: int = case.steps):
+    def setup(name: str, steps: int):
         execution, precision = _setting(name, device)
         model = copy.deepcopy(template).to(device)
         run_spec = spec.model_copy(update={"precision": precision})
-        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         return lambda: (train(model, data, run_spec, seed=seed, total_steps=steps,
                               execution=execution), sync())
 
-    first = {name: timed(setup(name, 1))[0] for name in ("default", option)}
-    times = interleaved(["default", option], case.reps, setup)
+    first, times = race(["default", option], case.steps, case.reps, setup)
     base, other = times["default"], times[option]
     clock = "wall" if device.startswith("cuda") else "cpu"
     step_gain = (sum(base[clock]) - sum(other[clock])) / (case.reps * case.steps)

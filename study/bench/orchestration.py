@@ -8,9 +8,8 @@ worker process, the record written from there. Both paths run in turn (run, swee
 What a sweep costs beyond the run path comes in three kinds, each measured:
 - once per command: creating the MLflow store, `ray.init` until its workers are up;
 - once per launch and concurrent trial: Tune's start and a fresh actor process, which imports
-  what a trial needs (ray.tune, torch, MLflow, torch._dynamo on the first optimizer); the lone
-  trial's launch overhead is split into these by a no-op Tune launch and by timing the imports
-  in a fresh interpreter, as a Ray worker starts;
+  what a trial needs (ray.tune, torch, MLflow); a no-op Tune launch splits the lone trial's
+  launch overhead into Tune's own share and the study's;
 - per trial: what one more trial costs inside a running sweep, whose actor is reused: record
   to record in a sequential launch, against the run path's trial. The 5% target is this one.
 
@@ -22,16 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from study.bench.timing import load_average, median, timed, torch_threads
+from study.contract import search_all
 from study.space import Space
 from study.specs import DataSpec, DenseSpec, ModelSpec, TrainSpec, TrialSpec
 from study.tracking import Tracker
@@ -94,8 +91,7 @@ def sweep_path(name: str, uri: str, trials: list[TrialSpec], max_concurrent: int
 def trial_runs(uri: str, name: str) -> list[dict]:
     """The trial runs of an experiment: train_seconds and the record's start/end (seconds)."""
     tracker = Tracker(name, uri)
-    runs = tracker.client.search_runs([tracker.experiment_id],
-                                      "tags.`study.stage` != 'launch'")
+    runs = search_all(tracker.client, tracker.experiment_id, "tags.`study.stage` != 'launch'")
     return [{"id": r.data.tags.get("study.id"), "train_seconds": r.data.metrics["train_seconds"],
              "start": r.info.start_time / 1e3, "end": r.info.end_time / 1e3} for r in runs]
 
@@ -143,8 +139,7 @@ def bench_orchestration(trial_seconds: float, reps: int, many_trials: bool = Tru
         train = {p: median([trial_runs(uri, f"bench-{p}-{i}")[0]["train_seconds"]
                             for i in range(reps)]) for p in ("run", "sweep")}
         run_s, sweep_s = median(walls["run"]), median(walls["sweep"])
-        launch = launch_costs(sweep_s - run_s, median(walls["tune_noop"]),
-                              actor_start("bench-sweep-0", uri))
+        launch = launch_costs(sweep_s - run_s, median(walls["tune_noop"]))
         out = {
             "trial_steps": steps, "seconds_per_step": per_step, "reps": reps,
             "ray_worker_niceness": sorted(set(nice)), "load_average": load_average(),
@@ -194,40 +189,12 @@ def tune_noop() -> float:
         return timed(go)[0]
 
 
-ACTOR_START = """
-import json, sys, time
-t0 = time.perf_counter()
-import ray.tune
-t1 = time.perf_counter()
-import study.sweep
-t2 = time.perf_counter()
-import torch
-torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-t3 = time.perf_counter()
-study.sweep.Tracker(sys.argv[1], sys.argv[2], probe=False)
-t4 = time.perf_counter()
-print(json.dumps({"ray_tune_import_s": t1 - t0, "study_import_s": t2 - t1,
-                  "first_optimizer_s": t3 - t2, "store_open_s": t4 - t3}))
-"""
-
-
-def actor_start(experiment: str, uri: str) -> dict[str, float]:
-    """What a fresh Ray worker does before its trial trains, timed in a fresh interpreter:
-    import ray.tune (Tune's actor), then the study (torch, MLflow, Ray); torch.optim's first
-    use, which imports torch._dynamo; opening the store (MLflow checks its schema)."""
-    done = subprocess.run([sys.executable, "-c", ACTOR_START, experiment, uri],
-                          capture_output=True, text=True, check=True, timeout=300)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def launch_costs(overhead_s: float, tune_noop_s: float, start: dict[str, float]) -> dict:
-    """A lone trial's launch overhead (sweep - run, seconds) split into what was measured: Tune's
-    launch with a bare actor (which includes the ray.tune import), the study's imports, the
-    first optimizer's torch._dynamo import, opening the store, and the rest (Tune handing the
-    trial over, reading the dataset cache in the new process, recording from there)."""
-    parts = {"tune_launch_s": tune_noop_s,
-             **{k: start[k] for k in ("study_import_s", "first_optimizer_s", "store_open_s")}}
-    return {"overhead_s": overhead_s, **parts, "rest_s": overhead_s - sum(parts.values())}
+def launch_costs(overhead_s: float, tune_noop_s: float) -> dict:
+    """A lone trial's launch overhead (sweep - run, seconds) split into Tune's launch with a
+    bare actor (which includes the ray.tune import) and the rest: the study's imports in the
+    fresh actor, opening the store, Tune handing the trial over, recording from there."""
+    return {"overhead_s": overhead_s, "tune_launch_s": tune_noop_s,
+            "rest_s": overhead_s - tune_noop_s}
 
 
 def _start_ray(connect) -> list[int]:

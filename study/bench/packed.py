@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from study.bench.timing import interleaved, median, paired_ratio, timed
-from study.bench.trainer import CONTIGUOUS, bare_loop, synthetic_splits
+from study.bench.timing import median, paired_ratio, race, timed
+from study.bench.trainer import CONTIGUOUS, TrainerCase, bare_loop
 from study.execution import Execution
 from study.models import build_model, count
 from study.specs import TrainSpec
@@ -26,16 +26,9 @@ MATMUL_SIZE = 1024
 
 
 @dataclass(frozen=True)
-class PackedCase:
-    name: str
-    model: str
-    input_shape: tuple[int, ...]
-    train: TrainSpec
-    steps: int
-    ks: tuple[int, ...]
-    reps: int
-    samples: int = 3600
-    hidden: tuple[int, ...] | None = None
+class PackedCase(TrainerCase):
+    ks: tuple[int, ...] = (1,)
+    """Pack sizes timed against the solo bare loop."""
 
 
 def packed_cases(quick: bool) -> list[PackedCase]:
@@ -44,14 +37,14 @@ def packed_cases(quick: bool) -> list[PackedCase]:
     reps = 3 if quick else 5
     return [
         PackedCase("mlp-mnist1d", "mlp", (40,), TrainSpec(
-            optimizer="sgd", lr=0.1, momentum=0.9, batch_size=100, steps=1), mlp_steps,
-            (1, 4, 16, 64), reps, hidden=(100, 100)),
+            optimizer="sgd", lr=0.1, momentum=0.9, batch_size=100, steps=1), mlp_steps, reps,
+            samples=3600, hidden=(100, 100), ks=(1, 4, 16, 64)),
         PackedCase("lenet-300-100", "mlp", (1, 28, 28), TrainSpec(
-            optimizer="adam", lr=1.2e-3, batch_size=60, steps=1), lenet_steps, (1, 4, 16), reps,
-            samples=2048),
+            optimizer="adam", lr=1.2e-3, batch_size=60, steps=1), lenet_steps, reps,
+            samples=2048, ks=(1, 4, 16)),
         PackedCase("conv4", "conv4", (3, 32, 32), TrainSpec(
             optimizer="adam", lr=3e-4, batch_size=16 if quick else 60, steps=1), conv_steps,
-            (1, 4, 16), 2 if quick else 3, samples=512),
+            2 if quick else 3, samples=512, ks=(1, 4, 16)),
     ]
 
 
@@ -74,28 +67,25 @@ def bench_packed(case: PackedCase, device: str = "cpu", limit: float | None = No
                  seed: int = 0) -> list[dict]:
     """One row per K: samples/s, ratio to the solo bare loop timed beside it, share of the
     matmul limit (and the bare loop's own samples/s)."""
-    data = synthetic_splits(case.input_shape, case.samples, seed, device)
-    spec = case.train.model_copy(update={"steps": case.steps, "eval_every": case.steps + 1})
+    data, _, spec = case.inputs(device, seed)
     templates = [build_model(case.model, case.input_shape, 10, hidden=case.hidden, seed=i)
                  for i in range(max(case.ks))]
     flops = 6 * _flops(case)  # training FLOPs per sample: forward, and twice it backward
     execution = Execution(device=device, channels_last=CONTIGUOUS.channels_last)
     sync, names = _sync(device), ["solo bare", *(f"K={k}" for k in case.ks)]
 
-    def make(name: str):
+    def make(name: str, steps: int):
         if name == "solo bare":
             model = copy.deepcopy(templates[0]).to(device)
-            return lambda: (bare_loop(model, data.x_train, data.y_train, spec, case.steps,
+            return lambda: (bare_loop(model, data.x_train, data.y_train, spec, steps,
                                       seed=seed), sync())
         k = int(name.removeprefix("K="))
         members = [Member(copy.deepcopy(t).to(device), spec, i)
                    for i, t in enumerate(templates[:k])]
-        return lambda: (train_members(members, data, total_steps=case.steps,
+        return lambda: (train_members(members, data, total_steps=steps,
                                       execution=execution, stacked=True), sync())
 
-    for name in names:  # first calls pay one-off costs (allocations, kernel choice)
-        make(name)()
-    times = interleaved(names, case.reps, make)
+    _, times = race(names, case.steps, case.reps, make)
     samples = case.steps * spec.batch_size
     bare = times["solo bare"]
     limit = limit or matmul_limit(device)

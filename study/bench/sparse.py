@@ -20,7 +20,7 @@ from torch import nn
 from study.bench.trainer import magnitude_masks
 from study.models import PrunableNet
 from study.pruning import shrink
-from study.pruning.criteria import unit_scores
+from study.pruning.criteria import l1_filter
 
 
 def _csr(weight: torch.Tensor) -> torch.Tensor:
@@ -121,6 +121,6 @@ def structured_copy(model: PrunableNet, sparsity: float) -> tuple[PrunableNet, f
         mid = (low + high) / 2
         low, high = (low, mid) if weights_at(mid) > target else (mid, high)
     keep = min((low, high), key=lambda k: abs(weights_at(k) - target))
-    scores = unit_scores(model, "l1_filter", torch.Generator().manual_seed(0))
+    scores = l1_filter(model, torch.Generator().manual_seed(0))
     small = shrink(model, _unit_mask(model, keep, scores)).eval()
     return small, 1.0 - _weights(small) / dense

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,6 @@ from study.bench.report import collect_ratios, intervals, ratio_keys, table, wri
 from study.bench.timing import load_average, torch_threads
 from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
 
-PARTS = ("trainer", "options", "orchestration", "inference", "efficiency", "packed")
-
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -30,7 +29,7 @@ class BenchConfig:
     quick: bool = False
     threads: int = 1
     """Torch threads for the in-process measurements (a trial's default: 1 CPU)."""
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = field(default_factory=lambda: tuple(PARTS))
     trainer: list[TrainerCase] = field(default_factory=list)
     options: list[OptionCase] = field(default_factory=list)
     """bf16, channels-last and compile, each against the default loop."""
@@ -92,10 +91,10 @@ def run_bench(config: BenchConfig, out: Path | None = None, docs_figure: Path | 
             echo(f"[bench] {part}")
             start = time.perf_counter()
             if profile and out is not None:
-                results[part] = cprofiled(lambda p=part: _run_part(p, config, echo),
+                results[part] = cprofiled(lambda p=part: PARTS[p](config, echo),
                                           out / "profile" / f"{part}.txt")
             else:
-                results[part] = _run_part(part, config, echo)
+                results[part] = PARTS[part](config, echo)
             results["seconds"][part] = time.perf_counter() - start
     results["meta"]["load_average_end"] = load_average()
     results["ratios"] = collect_ratios(results, config.keys())
@@ -107,18 +106,14 @@ def run_bench(config: BenchConfig, out: Path | None = None, docs_figure: Path | 
     return results
 
 
-def _run_part(part: str, config: BenchConfig, echo):
-    if part == "trainer":
-        return run_trainer(config.trainer, echo)
-    if part == "options":
-        return run_options(config.options, config.device, echo=echo)
-    if part == "orchestration":
-        return bench_orchestration(config.trial_seconds, config.orchestration_reps, echo=echo)
-    if part == "inference":
-        return run_inference(config.inference, list(config.sparsities), list(config.batches),
-                             config.inference_reps, echo)
-    if part == "efficiency":
-        return sweep_efficiency(config.space, config.tracking_uri, echo)
-    if part == "packed":
-        return run_packed(config.packed, config.device, echo)
-    raise ValueError(f"unknown bench part {part!r}; known: {', '.join(PARTS)}")
+PARTS: dict[str, Callable[[BenchConfig, Callable[[str], object]], object]] = {
+    "trainer": lambda c, echo: run_trainer(c.trainer, echo),
+    "options": lambda c, echo: run_options(c.options, c.device, echo=echo),
+    "orchestration": lambda c, echo: bench_orchestration(c.trial_seconds, c.orchestration_reps,
+                                                         echo=echo),
+    "inference": lambda c, echo: run_inference(c.inference, list(c.sparsities), list(c.batches),
+                                               c.inference_reps, echo),
+    "efficiency": lambda c, echo: sweep_efficiency(c.space, c.tracking_uri, echo),
+    "packed": lambda c, echo: run_packed(c.packed, c.device, echo),
+}
+"""Every part of the benchmark by name, in the order `study bench` runs them."""

@@ -54,6 +54,18 @@ def interleaved(names: list[str], reps: int, make: Callable[[str], Case]) -> Tim
     return out
 
 
+def race(names: list[str], steps: int, reps: int,
+         make: Callable[[str, int], Case]) -> tuple[dict[str, float], Times]:
+    """The one way the benchmark times training loops against each other.
+
+    `make(name, steps)` builds loop `name` for `steps` steps. Each loop's first call (one step:
+    imports, allocations, kernel choice) is timed on its own and returned as wall seconds,
+    then `interleaved` times `reps` rounds of every loop at `steps`.
+    """
+    first = {name: timed(make(name, 1))[0] for name in names}
+    return first, interleaved(names, reps, lambda name: make(name, steps))
+
+
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     """Median over rounds of numerator[i] / denominator[i] (times from the same round)."""
     return statistics.median(a / b for a, b in zip(numerator, denominator))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from study.bench.profiling import aten_ops, op_difference
-from study.bench.timing import interleaved, median, paired_ratio, ratio_interval
+from study.bench.timing import median, paired_ratio, race, ratio_interval
 from study.data.registry import Splits, random_splits
 from study.execution import Execution
 from study.models import PrunableNet, build_model
@@ -31,7 +31,8 @@ OPS_STEPS = 20  # steps whose torch operators are counted (a count does not need
 
 @dataclass(frozen=True)
 class TrainerCase:
-    """One model, batch and optimizer, as its paper trains it (or the quickstart does)."""
+    """One model, batch and optimizer, as its paper trains it (or the quickstart does): what
+    the trainer, options and packed parts time their loops on."""
 
     name: str
     model: str
@@ -40,10 +41,18 @@ class TrainerCase:
     steps: int
     """Steps per timed run; conv nets take seconds per step on a CPU thread, so few."""
     reps: int
-    """Timed rounds (each runs both loops once)."""
+    """Timed rounds (each runs every loop once)."""
     samples: int = 4096
     """Random training samples on the device: batches are indexed from them."""
     hidden: tuple[int, ...] | None = None
+
+    def inputs(self, device: str = "cpu", seed: int = 0) -> tuple[Splits, PrunableNet, TrainSpec]:
+        """Random data of the case's shape on `device`, the model to copy for every loop, and
+        the TrainSpec of a timed run (`steps` long, no evaluation before its end)."""
+        data = synthetic_splits(self.input_shape, self.samples, seed, device)
+        template = build_model(self.model, self.input_shape, 10, hidden=self.hidden, seed=seed)
+        spec = self.train.model_copy(update={"steps": self.steps, "eval_every": self.steps + 1})
+        return data, template, spec
 
 
 def trainer_cases(quick: bool) -> list[TrainerCase]:
@@ -121,23 +130,19 @@ def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: TrainSpe
 
 def bench_trainer(case: TrainerCase, masked: bool, seed: int = 0) -> dict:
     """Samples/s of both loops on `case`, and the library's throughput relative to bare."""
-    data = synthetic_splits(case.input_shape, case.samples, seed)
-    template = build_model(case.model, case.input_shape, 10, hidden=case.hidden, seed=seed)
+    data, template, spec = case.inputs(seed=seed)
     masks = magnitude_masks(template, SPARSITY) if masked else None
-    spec = case.train.model_copy(update={"steps": case.steps, "eval_every": case.steps + 1})
 
-    def setup(name: str, steps: int = case.steps):
+    def setup(name: str, steps: int):
         model = copy.deepcopy(template)
         if name == "library":  # in the bare loop's memory layout: the loop's cost alone
             return lambda: train(model, data, spec, seed=seed, total_steps=steps, masks=masks,
                                  execution=CONTIGUOUS)
         return lambda: bare_loop(model, data.x_train, data.y_train, spec, steps, masks, seed)
 
-    for name in ("library", "bare"):  # first calls pay one-off costs (imports, allocations)
-        setup(name, 1)()
+    _, times = race(["library", "bare"], case.steps, case.reps, setup)
     profiled = min(case.steps, OPS_STEPS)
     ops = {name: aten_ops(setup(name, profiled), profiled) for name in ("library", "bare")}
-    times = interleaved(["library", "bare"], case.reps, setup)
     lib, bare = times["library"], times["bare"]
     samples = case.steps * case.train.batch_size
     return {

@@ -1,4 +1,4 @@
-"""CIFAR's standard augmentation on whole batches on the device (the airbench way, STYLE.md).
+"""CIFAR's standard augmentation on whole batches on the device (as airbench does).
 
 The recipe is torchvision's `RandomCrop(32, padding=4)` then `RandomHorizontalFlip()`, as used by
 the LTH and Rethinking papers, but as a few tensor ops over the batch instead of a per-image

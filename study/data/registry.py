@@ -1,6 +1,6 @@
 """The dataset registry: a name -> standard description, tensors on the training device.
 
-Every dataset ends as float32 inputs and int64 labels on the device (DESIGN.md: batches are
+Every dataset ends as float32 inputs and int64 labels on the device (docs/design.md: batches are
 indexed, never loaded), with a validation split carved from train by a seeded permutation.
 
 Adding a dataset: write a reader `(data_dir, n_samples) -> (x_train, y_train, x_test, y_test)`

@@ -1,8 +1,9 @@
-"""Ranking criteria that read weights only: a higher score means more worth keeping.
+"""Ranking rules that read weights only: a higher score means more worth keeping.
 
-Unstructured criteria score each weight from its trained value w_T and its initial value w_0;
-structured criteria score each unit (neuron or filter) of a `UnitGroup`. The criteria that also
-read training data (obd, fisher, taylor, apoz) are in `saliency.py`; `rounds.py` dispatches.
+Unstructured rules score each weight from its trained value w_T and its initial value w_0;
+structured rules score each unit (neuron or filter) of every `UnitGroup` of a net. The rules
+that also read training data (obd, fisher, taylor, apoz) are in `saliency.py`; the registry
+that names them all, and says what each reads, is `registry.py`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from study.models.base import PrunableNet, UnitGroup
+from study.models.base import PrunableNet
 
-WeightCriterion = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+WeightRule = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+"""(w_T, w_0, generator) of one tensor -> one score per weight."""
 
 
 def magnitude(w_final: torch.Tensor, w_init: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -37,28 +38,18 @@ def large_final_same_sign(w_final, w_init, gen) -> torch.Tensor:
     return torch.where(same, w_final.abs(), torch.full_like(w_final, -1.0))
 
 
-WEIGHT_CRITERIA: dict[str, WeightCriterion] = {
-    "magnitude": magnitude,
-    "magnitude_increase": magnitude_increase,
-    "random": random_scores,
-    "large_final_same_sign": large_final_same_sign,
-}
-
-
-def unit_scores(model: PrunableNet, criterion: str,
-                gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Score every unit of every group: {group name: (size,) scores}."""
+def l1_filter(model: PrunableNet, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Li et al. 2017: the L1 norm of each filter's (row's) weights."""
     modules = dict(model.named_modules())
-    return {g.name: _unit_score(modules, g, criterion, gen) for g in model.unit_groups()}
+    return {g.name: modules[g.layer].weight.detach().abs().flatten(1).sum(1)
+            for g in model.unit_groups()}
 
 
-def _unit_score(modules: dict[str, nn.Module], group: UnitGroup, criterion: str,
-                gen: torch.Generator) -> torch.Tensor:
-    if criterion == "l1_filter":  # Li et al. 2017: L1 norm of each filter's (row's) weights
-        return modules[group.layer].weight.detach().abs().flatten(1).sum(1)
-    if criterion == "bn_scale":  # Network Slimming: |gamma| of the unit's BatchNorm
-        return modules[group.batchnorm].weight.detach().abs()
-    if criterion == "random":
-        return torch.rand(group.size, generator=gen)
-    raise ValueError(f"unknown structured criterion {criterion!r}; known: bn_scale, l1_filter, "
-                     "random")
+def bn_scale(model: PrunableNet, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Network Slimming (Liu et al. 2017): |gamma| of each unit's BatchNorm."""
+    modules = dict(model.named_modules())
+    return {g.name: modules[g.batchnorm].weight.detach().abs() for g in model.unit_groups()}
+
+
+def random_units(model: PrunableNet, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {g.name: torch.rand(g.size, generator=gen) for g in model.unit_groups()}

@@ -71,17 +71,3 @@ def random_like(mask: Masks, gen: torch.Generator) -> Masks:
         out[name] = flat.view(m.shape)
     return out
 
-
-def density(mask: Masks) -> float:
-    total = sum(m.numel() for m in mask.values())
-    return sum(int(m.sum()) for m in mask.values()) / total
-
-
-def validate(mask: Masks, shapes: dict[str, torch.Size]) -> None:
-    """A mask must cover exactly the expected tensors, with their shapes and 0/1 values."""
-    if set(mask) != set(shapes):
-        raise ValueError(f"mask covers {sorted(mask)}, expected {sorted(shapes)}")
-    for name, m in mask.items():
-        if m.dtype != torch.bool or m.shape != shapes[name]:
-            raise ValueError(f"mask {name!r}: {m.dtype} {tuple(m.shape)}, expected bool "
-                             f"{tuple(shapes[name])}")

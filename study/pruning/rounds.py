@@ -11,12 +11,11 @@ import torch
 from torch import nn
 
 from study.models.base import PrunableNet
-from study.pruning.criteria import WEIGHT_CRITERIA, unit_scores
 from study.pruning.hessian import Batches
 from study.pruning.masks import Masks, full_masks, prune_lowest
-from study.pruning.saliency import unit_saliency, weight_saliency
+from study.pruning.registry import CRITERIA, SUPERMASK, Criterion, Scoring
 from study.pruning.structured import expand
-from study.specs import DATA_CRITERIA, PruneSpec
+from study.specs import PruneSpec
 
 
 def round_fraction(plan: PruneSpec, kind: str, round_: int) -> float:
@@ -33,26 +32,20 @@ def initial_mask(plan: PruneSpec, big: PrunableNet) -> Masks:
     return full_masks({n: params[n].shape for n in big.prunable()})
 
 
-def _need(batches: Batches | None, criterion: str) -> Batches:
-    if not batches:
-        raise ValueError(f"prune.criterion {criterion!r} scores the net on training batches; "
+def _need_batches(rule: Criterion, name: str, batches: Batches | None) -> None:
+    if rule.data and not batches:
+        raise ValueError(f"prune.criterion {name!r} scores the net on training batches; "
                          "pass batches= (TrialContext.prune_round draws them)")
-    return batches
 
 
 def prune_weights(plan: PruneSpec, round_: int, trained: PrunableNet, init: PrunableNet,
-                  mask: Masks, gen: torch.Generator, criterion: str | None = None,
+                  mask: Masks, gen: torch.Generator, criterion: Criterion | None = None,
                   batches: Batches | None = None) -> Masks:
     """Unstructured: rank weights by `criterion` (default the plan's) and drop the lowest."""
-    name = criterion or plan.criterion
+    rule = criterion or CRITERIA[plan.criterion]
+    _need_batches(rule, plan.criterion, batches)
+    scores = rule.weights(Scoring(trained, gen, init, batches, plan.hessian))
     kinds = trained.prunable()
-    if name in DATA_CRITERIA:
-        scores = weight_saliency(name, trained, list(kinds), _need(batches, name), plan.hessian,
-                                 gen)
-    else:
-        score = WEIGHT_CRITERIA[name]
-        final, start = dict(trained.named_parameters()), dict(init.named_parameters())
-        scores = {n: score(final[n].detach().cpu(), start[n].detach().cpu(), gen) for n in kinds}
     fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
     return prune_lowest(scores, mask, fractions, _pools(plan, kinds))
 
@@ -60,16 +53,33 @@ def prune_weights(plan: PruneSpec, round_: int, trained: PrunableNet, init: Prun
 def prune_units(plan: PruneSpec, round_: int, trained: PrunableNet, mask: Masks,
                 gen: torch.Generator, batches: Batches | None = None) -> Masks:
     """Structured: rank the units of `trained` (a net shrunk to `mask`) and drop the lowest."""
-    if plan.criterion in DATA_CRITERIA:
-        raw = unit_saliency(plan.criterion, trained, _need(batches, plan.criterion))
-    else:
-        raw = unit_scores(trained, plan.criterion, gen)
+    rule = CRITERIA[plan.criterion]
+    _need_batches(rule, plan.criterion, batches)
+    raw = rule.units(Scoring(trained, gen, batches=batches))
     scores = expand(raw, mask)
     modules = dict(trained.named_modules())
     kinds = {g.name: "conv" if isinstance(modules[g.layer], nn.Conv2d) else "linear"
              for g in trained.unit_groups()}
     fractions = {n: round_fraction(plan, k, round_) for n, k in kinds.items()}
     return prune_lowest(scores, mask, fractions, _pools(plan, kinds), min_keep=1)
+
+
+def mask_step(plan: PruneSpec, round_: int, source: PrunableNet, previous: Masks,
+              theta0: PrunableNet | None, rewound: PrunableNet | None, batches: Batches | None,
+              gen: torch.Generator) -> tuple[Masks, Masks | None]:
+    """A chain round's pruning step: round `round_`'s mask of the trained `source` net (which
+    already has the mask `previous`) and, unstructured, Zhou et al.'s supermask beside it.
+
+    Unstructured criteria read each weight's initial value from `theta0` (θ0); the supermask
+    keeps large final weights whose sign is `rewound`'s (θk's). `batches` feed data-dependent
+    criteria, `gen` draws random scores and Hutchinson's probes (`study.seeds` says from which
+    streams). Nothing is fetched, trained or written: the caller has the artifacts.
+    """
+    if plan.granularity == "structured":
+        return prune_units(plan, round_, source, previous, gen, batches), None
+    mask = prune_weights(plan, round_, source, theta0, previous, gen, batches=batches)
+    supermask = prune_weights(plan, round_, source, rewound, previous, gen, criterion=SUPERMASK)
+    return mask, supermask
 
 
 def _pools(plan: PruneSpec, kinds: dict[str, str]) -> dict[str, str] | None:

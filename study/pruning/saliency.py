@@ -32,9 +32,6 @@ from torch import nn
 from study.models.base import PrunableNet, UnitGroup
 from study.pruning.hessian import Batches, fisher_diagonal, hessian_diagonal
 
-WEIGHT_SALIENCIES = ("obd", "fisher", "taylor")
-UNIT_SALIENCIES = ("apoz", "taylor")
-
 
 def draw_batches(x: torch.Tensor, y: torch.Tensor, count: int, batch_size: int,
                  gen: torch.Generator) -> Batches:
@@ -59,37 +56,48 @@ class _EvalMode:
         self.model.train(self.was)
 
 
-def weight_saliency(criterion: str, model: PrunableNet, names: list[str], batches: Batches,
-                    hessian: str, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Per-weight scores {name: tensor shaped like the weight} of `obd`, `fisher` or `taylor`."""
+def obd(model: PrunableNet, names: list[str], batches: Batches, hessian: str,
+        gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """½·h_ii·w_i² per weight of the tensors `names`, h_ii estimated by `hessian`."""
+    with _EvalMode(model):
+        return _half_curvature_w2(model, names,
+                                  hessian_diagonal(model, names, batches, hessian, gen))
+
+
+def fisher(model: PrunableNet, names: list[str], batches: Batches) -> dict[str, torch.Tensor]:
+    """½·F_ii·w_i² per weight of the tensors `names`, F the empirical Fisher's diagonal."""
+    with _EvalMode(model):
+        return _half_curvature_w2(model, names, fisher_diagonal(model, names, batches))
+
+
+def taylor_weights(model: PrunableNet, names: list[str],
+                   batches: Batches) -> dict[str, torch.Tensor]:
+    """|w_i·∂L/∂w_i| per weight of the tensors `names`, averaged over batches."""
     params = dict(model.named_parameters())
     with _EvalMode(model):
-        if criterion == "obd":
-            curvature = hessian_diagonal(model, names, batches, hessian, gen)
-        elif criterion == "fisher":
-            curvature = fisher_diagonal(model, names, batches)
-        elif criterion == "taylor":
-            return _mean_abs_products(model, {n: [params[n]] for n in names}, batches,
-                                      per_unit=False)
-        else:
-            raise ValueError(f"unknown data criterion {criterion!r}; known: "
-                             f"{', '.join(WEIGHT_SALIENCIES)}")
-    return {n: 0.5 * curvature[n] * params[n].detach().square() for n in names}
+        return _mean_abs_products(model, {n: [params[n]] for n in names}, batches,
+                                  per_unit=False)
 
 
-def unit_saliency(criterion: str, model: PrunableNet,
-                  batches: Batches) -> dict[str, torch.Tensor]:
-    """Per-unit scores {group name: (size,)} of `apoz` or `taylor`."""
+def apoz(model: PrunableNet, batches: Batches) -> dict[str, torch.Tensor]:
+    """1 - the average percentage of zeros of each unit's post-ReLU output."""
     modules = dict(model.named_modules())
-    groups = model.unit_groups()
     with _EvalMode(model):
-        if criterion == "apoz":
-            return _active_fraction(model, modules, groups, batches)
-        if criterion == "taylor":
-            gates = {g.name: _gate(modules, g) for g in groups}
-            return _mean_abs_products(model, gates, batches, per_unit=True)
-    raise ValueError(f"unknown data criterion {criterion!r} for units; known: "
-                     f"{', '.join(UNIT_SALIENCIES)}")
+        return _active_fraction(model, modules, model.unit_groups(), batches)
+
+
+def taylor_units(model: PrunableNet, batches: Batches) -> dict[str, torch.Tensor]:
+    """|Σ w·∂L/∂w| over each unit's gate parameters, averaged over batches."""
+    modules = dict(model.named_modules())
+    gates = {g.name: _gate(modules, g) for g in model.unit_groups()}
+    with _EvalMode(model):
+        return _mean_abs_products(model, gates, batches, per_unit=True)
+
+
+def _half_curvature_w2(model: nn.Module, names: list[str],
+                       curvature: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {n: 0.5 * curvature[n] * params[n].detach().square() for n in names}
 
 
 def _gate(modules: dict[str, nn.Module], group: UnitGroup) -> list[torch.Tensor]:

@@ -1,0 +1,84 @@
+"""How well a finished sweep used its machine: wall time against the critical path of its
+dependency graph and the work / cores bound, and training samples per core-second.
+
+Read from the tracking store alone: a trial's run is live from the start of the trial to the
+end of its record, so end - start is its whole cost (set-up, training, evaluation, recording).
+The dependency graph ({trial id: parent ids}) and the batch sizes come from the caller, who has
+the space (`study bench --part efficiency`).
+"""
+
+from __future__ import annotations
+
+from analysis.load import fetch_runs
+from study.contract import ID, LAUNCH, LAUNCH_STAGE, OUTCOME, STAGE, TERMINAL_OK
+
+
+def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict]]:
+    """Finished trial runs {study.id: times} and the launch runs of `experiment` (seconds);
+    AnalysisError for an unknown experiment."""
+    trials, launches = {}, []
+    for r in fetch_runs(experiment, uri):
+        tags, m = r.data.tags, r.data.metrics
+        times = {"start": r.info.start_time / 1e3,
+                 "end": (r.info.end_time or r.info.start_time) / 1e3,
+                 "parent": tags.get(LAUNCH), "run_id": r.info.run_id}
+        if tags.get(STAGE) == LAUNCH_STAGE:
+            launches.append(times)
+        elif r.info.status == "FINISHED" and tags.get(OUTCOME) in TERMINAL_OK and ID in tags:
+            times.update(train=m.get("train_seconds", 0.0), seconds=times["end"] - times["start"],
+                         train_steps=m.get("train_steps", 0.0))
+            trials[tags[ID]] = times
+    return trials, launches
+
+
+def critical_path(parents: dict[str, list[str]], trials: list[str], runs: dict[str, dict],
+                  launches: list[dict], cpus: float | None = None) -> dict:
+    """Longest chain of recorded trial durations through `parents` (unrecorded trials count 0)
+    against the wall time of the launches that recorded `trials`; `cpus` adds the
+    work / cpus lower bound."""
+    recorded = [t for t in trials if t in runs]
+    if not recorded:
+        return {"trials_recorded": 0}
+    memo: dict[str, float] = {}
+
+    def finish(trial: str) -> float:  # earliest finish if every parent ran in time
+        if trial not in memo:
+            before = max((finish(p) for p in parents.get(trial, ())), default=0.0)
+            memo[trial] = before + (runs[trial]["seconds"] if trial in runs else 0.0)
+        return memo[trial]
+
+    path = max(finish(t) for t in recorded)
+    work = sum(runs[t]["seconds"] for t in recorded)
+    wall = wall_time(runs, launches)
+    bound = max(path, work / cpus) if cpus else path
+    return {"trials_recorded": len(recorded), "wall_s": wall, "critical_path_s": path,
+            "work_s": work, "wall_over_critical_path": wall / path if path else None,
+            "lower_bound_s": bound, "wall_over_lower_bound": wall / bound if bound else None,
+            "parallelism": work / wall if wall else None}
+
+
+def wall_time(runs: dict[str, dict], launches: list[dict]) -> float:
+    """Summed duration of the launches that recorded trials (gaps between relaunches left out);
+    without launch runs, first trial start to last record end."""
+    total = 0.0
+    for launch in launches:
+        children = [r for r in runs.values() if r["parent"] == launch["run_id"]]
+        if children:
+            end = max([launch["end"], *(r["end"] for r in children)])
+            start = min([launch["start"], *(r["start"] for r in children)])
+            total += end - start
+    if total:
+        return total
+    return max(r["end"] for r in runs.values()) - min(r["start"] for r in runs.values())
+
+
+def training_efficiency(batch_sizes: dict[str, int], runs: dict[str, dict], wall: float,
+                        cores: int, bare_rate: float) -> dict:
+    """Training samples of the recorded trials ({trial id: batch size}) / wall / cores / the
+    solo bare loop's samples/s per core: 1.0 is a core-for-core match of bare PyTorch, packing
+    can exceed it."""
+    samples = sum(runs[t]["train_steps"] * batch for t, batch in batch_sizes.items()
+                  if t in runs)
+    return {"training_samples": samples, "wall_s": wall, "cores": cores,
+            "solo_bare_samples_per_s_per_core": bare_rate,
+            "efficiency": samples / wall / cores / bare_rate if wall and bare_rate else None}

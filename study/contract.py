@@ -1,0 +1,136 @@
+"""The tracking contract: what a trial's MLflow run holds, written by `study.tracking` and read
+by `analysis`, so that the two halves share one list of names and cannot drift apart.
+
+Torch-free and small: analysis imports it without the library. It holds the names (tags,
+curves, outcomes), the store's default address and health probe, and `search_all`, the one way
+runs are paged out of a store.
+
+- One experiment per study, tagged `mlflow.experimentKind` = custom_model_development (MLflow's
+  model-training view, not its GenAI one) and described by the space file's docstring. One run
+  per trial, top level (so every table, filter and chart shows the trials at once), naming the
+  launch that ran it by the tag `study.launch`; a launch run (`study.stage` = "launch") per
+  launch, with the space file attached.
+- A trial's run is live: `Tracker.start` creates it RUNNING when the trial starts, `log_eval`
+  writes the curve points as the trial evaluates (batched, at most every `STUDY_LIVE_SECONDS`,
+  5 s by default, each point stamped with its evaluation's time), `finish` writes the
+  summary, what the run trained and its artifacts and ends it FINISHED; `fail` ends it FAILED
+  with the reason in `study.failure`. A retry within the same launch (Tune restarting a killed
+  worker) reuses that launch's unfinished run of the trial, so a trial has one run per launch;
+  a new launch closes runs a dead launch left RUNNING as KILLED and redoes them. Only FINISHED
+  runs count as done; a finished id is never written twice.
+- Tags `study.*` (strings, for equality filters): the trial's condition, `TRIAL_TAGS` below
+  (`noise_seed` is the seed of the batch order), from the start; `outcome` (one of
+  `TERMINAL_OK`, or failed) at the end; `launch`, and where they apply `failure`, `attempt`,
+  `diverged_step`, `skip_reason`, `pack`, `pack_size` and the execution's `device`,
+  `channels_last`, `compile`. A launch run has `stage` = "launch", `space` and `version`. Run
+  descriptions (`mlflow.note.content`) say the same in words.
+- Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
+  `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
+  length and start step, base lr, schedule, warmup, optimizer and weight decay (Scratch-B's
+  longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net).
+- Metrics: the condition as numbers, for `>`/`<` filters and numeric sorting: `round`, `seed`,
+  `width` (the big net's width multiplier), `lr` (the condition's dense lr; the run's own is
+  `trained.lr`), logged when the run starts. Curves `train_loss`, `val_loss`, `val_acc`,
+  `test_acc` per eval step. Summaries `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`,
+  `early_stop_step` (LTH's early-stopping iteration: the step of minimum validation loss),
+  `sparsity` (1 - remaining), `remaining` (the net's nonzero weights over the dense net's
+  weights: masked-out and removed weights alike count as gone, so a structured or small_dense
+  net with no zero weight has its size here), `masked_fraction` (the share of the net's own
+  weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
+  `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
+  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
+  `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
+  interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
+  pruned net before it is fine-tuned).
+- Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
+  is a tag `sha256.<file>` that every reader verifies.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+PREFIX = "study."
+TRIAL_TAGS = ("id", "stage", "arm", "round", "seed", "ticket", "dense_id", "model", "width",
+              "dataset", "lr", "warmup", "granularity", "scope", "criterion", "schedule",
+              "retrain", "rewind_step", "noise_seed", "version")
+"""The condition of a trial: the tags (`study.<name>`) its run carries from its start
+(`retrain`: rewind for an IMP chain, finetune for a fine-tune chain, none for a dense run)."""
+ADDED_LATER = ("noise_seed", "version", "retrain")
+"""Trial tags that runs recorded by earlier versions lack: read where present."""
+ID, STAGE, OUTCOME, LAUNCH, TUNING = (f"{PREFIX}{t}" for t in
+                                      ("id", "stage", "outcome", "launch", "tuning"))
+REQUIRED = (*(PREFIX + t for t in TRIAL_TAGS if t not in ADDED_LATER), OUTCOME)
+"""Tags a finished trial run must have to be analysed."""
+OPTIONAL = (*(PREFIX + t for t in ADDED_LATER), f"{PREFIX}diverged_step", f"{PREFIX}skip_reason")
+STAGES = ("dense", "imp", "arm")
+"""`study.stage` of a trial run; a launch run's is LAUNCH_STAGE."""
+LAUNCH_STAGE = "launch"
+TERMINAL_OK = ("finished", "diverged", "skipped")
+"""Outcomes a FINISHED trial run is done with: it is never run again."""
+DONE = "attributes.status = 'FINISHED'"  # and an outcome in TERMINAL_OK
+CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
+"""Metrics logged at every evaluation step."""
+PAGE = 5000  # runs per search query (MLflow's largest page)
+
+
+def tag(name: str) -> str:
+    """The tag of a short name: `study.<name>`."""
+    return PREFIX + name
+
+
+def sha256_tag(name: str) -> str:
+    """The tag holding an artifact's checksum (short, so the UI shows it whole)."""
+    return f"sha256.{name}"
+
+
+def default_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, else the SQLite store `mlruns/mlflow.db` in the working folder."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(Path.cwd() / 'mlruns' / 'mlflow.db').resolve()}"
+
+
+def store_exists(uri: str) -> bool:
+    """Whether there is a store to read (a SQLite file that is not there is not created)."""
+    return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def unreachable(uri: str, timeout: float = 5.0) -> str | None:
+    """Why a tracking server does not answer its health check, in seconds rather than after
+    MLflow's minutes of retries; None when it does, or when the store is not a server."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        return str(err)
+    return None
+
+
+def search_all(client, experiment_id: str, filter_string: str = "",
+               call: Callable | None = None) -> list:
+    """Every run of an experiment that matches `filter_string`, one query per page of PAGE
+    runs (never one per run). `call(search, *args, **kwargs)` runs each query, e.g. with
+    retries on a busy store; default: directly."""
+    runs, token = [], None
+    enabled = gc.isenabled()
+    gc.disable()  # MLflow builds ~100 ORM objects a run: collections would halve the speed
+    try:
+        while True:
+            kwargs = {"filter_string": filter_string, "max_results": PAGE, "page_token": token}
+            page = (call(client.search_runs, [experiment_id], **kwargs) if call
+                    else client.search_runs([experiment_id], **kwargs))
+            runs += list(page)
+            token = page.token
+            if not token:
+                return runs
+    finally:
+        if enabled:
+            gc.enable()

@@ -1,0 +1,57 @@
+"""The tracking contract is one list of names: what recording writes is what analysis reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from analysis.load import fetch_runs, load_runs
+from study import contract
+from study.specs import DenseSpec, PruneSpec, TrainSpec, TrialSpec
+from study.tracking import Tracker, tags_for
+from study.trial import TrialRecord
+
+DENSE = DenseSpec(train=TrainSpec(steps=40, eval_every=20), seed=3)
+SPECS = [TrialSpec(stage="dense", arm="dense", dense=DENSE),
+         TrialSpec(stage="imp", arm="lottery", round=1, dense=DENSE,
+                   prune=PruneSpec(granularity="structured", criterion="l1_filter", rounds=1))]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=["dense", "imp"])
+def test_a_trial_run_starts_with_exactly_the_contracts_trial_tags(spec):
+    assert set(tags_for(spec)) == {contract.tag(t) for t in contract.TRIAL_TAGS}
+    assert set(contract.REQUIRED) - {contract.OUTCOME} <= set(tags_for(spec))
+
+
+@pytest.mark.timeout(120)
+def test_what_recording_writes_analysis_reads(store):
+    """Two trials recorded by the tracker carry every tag analysis requires and every optional
+    one it reads, and load them back as typed rows under the contract's short names."""
+    tracker = Tracker("contract", store)
+    curves = [{"step": s, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5, "test_acc": 0.5}
+              for s in (20, 40)]
+    for spec in SPECS:
+        run = tracker.start(spec)
+        run.finish(TrialRecord("finished", {"final_test_acc": 0.5, "sparsity": 0.0}, curves,
+                               params={"trained.widths": "[300, 100]"}))
+    runs = fetch_runs("contract", store)
+    assert len(runs) == 2
+    for r in runs:
+        assert set(contract.REQUIRED) <= set(r.data.tags)
+        assert set(contract.OPTIONAL) - {"study.diverged_step", "study.skip_reason"} <= set(
+            r.data.tags)
+        assert set(contract.CURVES) <= set(r.data.metrics)
+    frame, unusable, _ = load_runs("contract", store)
+    assert unusable.empty and set(frame.id) == {s.id for s in SPECS}
+    short = [t.removeprefix(contract.PREFIX) for t in contract.REQUIRED + contract.OPTIONAL]
+    assert set(short) <= set(frame.columns)
+    row = frame[frame.stage == "imp"].iloc[0]
+    assert (row.criterion, row["round"], row.seed) == ("l1_filter", 1, 3)
+
+
+def test_the_contract_and_the_reading_side_import_no_torch():
+    code = ("import sys, study.contract, analysis.load, analysis.efficiency; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
