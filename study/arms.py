@@ -120,14 +120,20 @@ def dense(ctx: TrialContext) -> Setup:
 def lottery(ctx: TrialContext) -> Setup:
     """IMP round r: prune the source net, rewind survivors to θk and train (LTH). As an arm
     (stage "arm", e.g. when tuning its lr) it retrains the round's existing ticket."""
-    if ctx.spec.stage == "imp":
-        mask, extra = ctx.prune_round()
-        artifacts = {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
-    else:
-        mask, artifacts = ctx.mask, {}
+    mask, artifacts = _round_mask(ctx)
     setup = _on_mask(ctx, ctx.rewind, mask)
     setup.artifacts = artifacts
     return setup
+
+
+def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Tensor]]]:
+    """The round's mask, and what a chain's own round keeps for the arms downstream: a chain
+    round (stage "imp") prunes its source net here and keeps the mask, θk (`init.pt`, where
+    the rewound arms start) and the supermask; an arm reads the round's mask."""
+    if ctx.spec.stage != "imp":
+        return ctx.mask, {}
+    mask, extra = ctx.prune_round()
+    return mask, {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
 
 
 def reinit(ctx: TrialContext) -> Setup:
@@ -154,11 +160,7 @@ def finetune(ctx: TrialContext) -> Setup:
     (`pruned_val_acc`, `pruned_test_acc`): the damage the cut did.
     """
     previous, source = ctx.source()
-    if ctx.spec.stage == "imp":
-        mask, extra = ctx.prune_round()
-        artifacts = {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
-    else:
-        mask, artifacts = ctx.mask, {}
+    mask, artifacts = _round_mask(ctx)
     if ctx.structured:
         setup = _setup(ctx, shrink(source, restrict(mask, previous)), None)
     else:
