@@ -10,7 +10,7 @@ the space (`study bench --part efficiency`).
 from __future__ import annotations
 
 from analysis.load import fetch_runs
-from study.contract import ID, LAUNCH, LAUNCH_STAGE, OUTCOME, STAGE, TERMINAL_OK
+from study.contract import ID, LAUNCH, LAUNCH_STAGE, OUTCOME, STAGE, TERMINAL_OK, tag
 
 
 def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict]]:
@@ -21,7 +21,8 @@ def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict
         tags, m = r.data.tags, r.data.metrics
         times = {"start": r.info.start_time / 1e3,
                  "end": (r.info.end_time or r.info.start_time) / 1e3,
-                 "parent": tags.get(LAUNCH), "run_id": r.info.run_id}
+                 "parent": tags.get(LAUNCH), "run_id": r.info.run_id,
+                 "pack": tags.get(tag("pack"))}
         if tags.get(STAGE) == LAUNCH_STAGE:
             launches.append(times)
         elif r.info.status == "FINISHED" and tags.get(OUTCOME) in TERMINAL_OK and ID in tags:
@@ -48,13 +49,27 @@ def critical_path(parents: dict[str, list[str]], trials: list[str], runs: dict[s
         return memo[trial]
 
     path = max(finish(t) for t in recorded)
-    work = sum(runs[t]["seconds"] for t in recorded)
+    work = _work(runs[t] for t in recorded)
     wall = wall_time(runs, launches)
     bound = max(path, work / cpus) if cpus else path
     return {"trials_recorded": len(recorded), "wall_s": wall, "critical_path_s": path,
             "work_s": work, "wall_over_critical_path": wall / path if path else None,
             "lower_bound_s": bound, "wall_over_lower_bound": wall / bound if bound else None,
             "parallelism": work / wall if wall else None}
+
+
+def _work(runs) -> float:
+    """Seconds of slot time the trials used: a pack's members share one process, so a pack
+    counts once, from its first member's start to its last member's end."""
+    spans: dict[str, tuple[float, float]] = {}
+    alone = 0.0
+    for r in runs:
+        if r.get("pack") is None:
+            alone += r["seconds"]
+        else:
+            start, end = spans.get(r["pack"], (r["start"], r["end"]))
+            spans[r["pack"]] = (min(start, r["start"]), max(end, r["end"]))
+    return alone + sum(end - start for start, end in spans.values())
 
 
 def wall_time(runs: dict[str, dict], launches: list[dict]) -> float:

@@ -195,6 +195,12 @@ def test_critical_path_is_the_longest_chain_of_recorded_durations():
     assert out["critical_path_s"] == pytest.approx(23.0)  # dense, imp1, imp2, reinit r2
     assert out["work_s"] == pytest.approx(26.0) and out["wall_s"] == pytest.approx(26.0)
     assert out["wall_over_lower_bound"] == pytest.approx(26.0 / 23.0)
+    # the two arms trained as one pack, side by side: their slot time counts once
+    arms = [t.id for t in trials if t.stage == "arm"]
+    runs[arms[0]] = {**runs[arms[0]], "start": 0.0, "end": 3.0, "pack": "P"}
+    runs[arms[1]] = {**runs[arms[1]], "start": 0.5, "end": 3.5, "pack": "P"}
+    packed = critical_path(parents, [t.id for t in trials], runs, launches, cpus=2)
+    assert packed["work_s"] == pytest.approx(20.0 + 3.5)
 
 
 def test_run_path_records_one_trial_with_its_span(store):
