@@ -126,21 +126,26 @@ def which_criteria(effects: pd.DataFrame) -> pd.DataFrame:
 def schedule_effect(frame: pd.DataFrame, arm: str = "lottery",
                     metric: str = "final_test_acc") -> pd.DataFrame:
     """Iterative - one-shot at the same sparsity, paired by seed (both prune the same dense
-    net): "pruning a lot at once hurts more than pruning gradually" predicts a positive gap."""
+    net): "pruning a lot at once hurts more than pruning gradually" predicts a positive gap.
+    Beside the gap: each schedule's mean and the iterative chain's weights remaining."""
     key = [c for c in CELL if c != "schedule"] + ["seed"]
-    runs = [frame[(frame.arm == arm) & (frame.schedule == s)][key + [metric]]
+    runs = [frame[(frame.arm == arm) & (frame.schedule == s)][key + [metric, "remaining_pct"]]
             for s in ("iterative", "oneshot")]
     wide = runs[0].merge(runs[1], on=key, suffixes=("_it", "_os"))  # NaN keys match NaN
     wide["gap"] = wide[f"{metric}_it"] - wide[f"{metric}_os"]
     wide = wide.dropna(subset=["gap"])
     if wide.empty:
-        return pd.DataFrame(columns=[*key[:-1], "n", "mean_gap", "t_low", "t_high", "p",
+        return pd.DataFrame(columns=[*key[:-1], "remaining_pct", "n", "mean_iterative",
+                                     "mean_oneshot", "mean_gap", "t_low", "t_high", "p",
                                      "p_holm", "effect"])
     out = []
     for cell, group in wide.groupby(key[:-1], dropna=False):
         gaps = group.gap.to_numpy(dtype=float)
         low, high, p = t_interval(gaps) if len(gaps) > 1 else (np.nan, np.nan, np.nan)
-        out.append({**dict(zip(key[:-1], cell, strict=True)), "n": len(gaps),
+        out.append({**dict(zip(key[:-1], cell, strict=True)),
+                    "remaining_pct": group.remaining_pct_it.mean(), "n": len(gaps),
+                    "mean_iterative": group[f"{metric}_it"].mean(),
+                    "mean_oneshot": group[f"{metric}_os"].mean(),
                     "mean_gap": gaps.mean(), "t_low": low, "t_high": high, "p": p})
     table = pd.DataFrame(out)
     testable = table.n >= MIN_SEEDS

@@ -13,7 +13,7 @@ from analysis.stats import COMPARISONS, CONDITION
 
 CELL = ["arm", "ticket", "round", "seed", "noise_seed"]
 """One run per cell: the two copies of a stability analysis differ only by their noise seed."""
-PLAN = ["granularity", "scope", "criterion", "schedule", "rewind_step"]
+PLAN = ["granularity", "scope", "criterion", "schedule", "retrain", "rewind_step"]
 NET = ["dataset", "model", "width", "lr", "warmup", "seed"]
 
 

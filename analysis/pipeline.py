@@ -18,6 +18,7 @@ from analysis import (
     best_lr,
     effect_map,
     figures,
+    lecture,
     power,
     regime,
     rethinking,
@@ -39,7 +40,9 @@ FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "8_effect_map": "lottery-effect map", "9_effect_vs_weights":
            "lottery effect at equal nonzero weights",
            "10_barrier_vs_k": "error barrier vs rewind step",
-           "11_barrier_vs_gap": "error barrier vs lottery − reinit gap"}
+           "11_barrier_vs_gap": "error barrier vs lottery − reinit gap",
+           "12_damage_recovery": "damage and recovery per fine-tuning round",
+           "13_finetune_chain": "fine-tune chain beside IMP and training small"}
 
 
 @dataclass
@@ -84,6 +87,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, scale, uri, metric, echo)
     _criteria(book, frame, metric)
+    _lecture(book, frame, metric, echo)
     _stability(book, frame, lines, metric, echo)
     book.written += book.figures + write(book.out, f"Study report: {experiment}",
                                          book.sections, book.figures, book.skipped)
@@ -200,8 +204,12 @@ def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
         return  # one criterion per granularity: nothing to compare
     from analysis import criteria
 
-    book.figures += save(criteria.accuracy_vs_remaining(frame, metric=metric), book.out,
-                         "7_criteria")
+    if (pruned.arm == "lottery").any():
+        book.figures += save(criteria.accuracy_vs_remaining(frame, metric=metric), book.out,
+                             "7_criteria")
+    else:
+        book.skipped.append("criteria figure (7_criteria) skipped: no IMP chain (lottery runs) "
+                            "to compare the criteria on")
     effects = criteria.lottery_effect(frame, metric)
     if len(effects):
         book.table("Which criteria show the lottery effect (lottery − reinit, paired by seed; "
@@ -210,6 +218,35 @@ def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
     if len(schedules):
         book.table("Gradual vs one-shot pruning (iterative − one-shot, lottery arm)",
                    schedules, "schedule_effect")
+
+
+def _lecture(book: Book, frame: pd.DataFrame, metric: str,
+             echo: Callable[[str], object]) -> None:
+    """A study with fine-tune chains (the lecture's prune-and-fine-tune loop): accuracy right
+    after each cut and after its fine-tuning (figure 12, table), whether small steps beat one
+    cut at each sparsity (verdict table and sentences), and the chain beside IMP's lottery and
+    training small (figure 13)."""
+    if not lecture.has_chain(frame):
+        return
+    recovery = lecture.damage_recovery(frame, metric)
+    book.table("Damage and recovery: test accuracy right after each cut and after its "
+               "fine-tuning (fine-tune chains; mean and 95% t interval over seeds)",
+               lecture.recovery_display(recovery), "damage_recovery", recovery)
+    steps = lecture.small_steps(frame, metric)
+    if len(steps):
+        book.table("Small steps vs one cut (iterative − one-shot fine-tune chain at the same "
+                   "sparsity and total fine-tuning, paired by seed; pp)",
+                   lecture.steps_display(steps), "small_steps", steps,
+                   "One-shot round r prunes the dense net straight to round r's sparsity and "
+                   "fine-tunes as long as the r iterative rounds together; round 1 is the same "
+                   "cut in both, so it is not tested.")
+        book.sections.append(text_section("Do small steps beat one cut?",
+                                          lecture.sentences(steps)))
+    else:
+        book.skipped.append("small steps vs one cut skipped: no plan has both an iterative "
+                            "and a one-shot fine-tune chain")
+    _save(book, {"12_damage_recovery": lecture.damage_figure(recovery),
+                 "13_finetune_chain": lecture.versus_remaining(frame, metric)}, echo)
 
 
 def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str,
@@ -232,8 +269,13 @@ def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str
     else:
         book.skipped.append("stability vs lottery effect skipped: no IMP round has both an "
                             "interpolation and a lottery − reinit comparison")
-    for name, result in (("10_barrier_vs_k", stability.figure_vs_k(summary_k)),
-                         ("11_barrier_vs_gap", stability.scatter(joined, corr))):
+    _save(book, {"10_barrier_vs_k": stability.figure_vs_k(summary_k),
+                 "11_barrier_vs_gap": stability.scatter(joined, corr)}, echo)
+
+
+def _save(book: Book, results: dict[str, object], echo: Callable[[str], object]) -> None:
+    """Each figure as PNG + PDF, or the line saying why it is missing."""
+    for name, result in results.items():
         if isinstance(result, str):
             book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
             echo(book.skipped[-1])

@@ -20,7 +20,8 @@ import seaborn as sns
 from analysis.style import describe, facets, rank
 
 MAX_ROUNDS = 4
-OTHER = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "rewind_step"]
+OTHER = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "retrain",
+         "rewind_step"]
 
 
 def regime_map(verdicts: pd.DataFrame) -> plt.Figure | str:

@@ -22,7 +22,7 @@ STABLE = 0.02
 """Frankle et al.'s threshold: a net is stable when its error barrier is below 2%."""
 MIN_CONDITIONS = 4  # a Fisher-z interval needs n > 3
 KEYS = ["dataset", "model", "width", "lr", "warmup", "net", "scope", "criterion", "schedule",
-        "rewind_step", "round"]
+        "retrain", "rewind_step", "round"]
 """A condition of the barrier: `analysis.stats.CONDITION` with the granularity read as the net
 ("dense" for the dense net's own stability at round 0, which has no pruning plan)."""
 
@@ -46,7 +46,7 @@ def barriers(lines: pd.DataFrame) -> pd.DataFrame:
     out = lines.copy()
     dense = out["round"] == 0
     out["net"] = np.where(dense, "dense", out["granularity"])
-    for key in ("scope", "criterion", "schedule"):
+    for key in ("scope", "criterion", "schedule", "retrain"):
         out[key] = np.where(dense, "none", out[key])
     return out
 

@@ -15,7 +15,7 @@ COMPARISONS = [("lottery", "reinit"), ("lottery", "scratch_b"), ("finetune", "sc
                ("lottery", "small_dense"), ("finetune", "small_dense")]
 """(A, B) pairs tested as A - B; the last two are prune-big vs train-small at equal weights."""
 CONDITION = ["dataset", "model", "width", "lr", "warmup", "granularity", "scope", "criterion",
-             "schedule", "rewind_step", "round"]
+             "schedule", "retrain", "rewind_step", "round"]
 """One test per value of these: never pool two learning rates, plans or sparsities."""
 PAIR = ["ticket", "round", "seed"]
 MIN_SEEDS, ALPHA, RESAMPLES, LEVEL = 3, 0.05, 10_000, 0.95

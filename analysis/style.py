@@ -34,7 +34,7 @@ COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its b
 ORDER = {"granularity": ["unstructured", "structured"]}
 """Facet order where alphabetical is wrong: the LTH's unstructured case first."""
 UNTRAINED = {"supermask", "weight_agnostic"}
-PLAN_KEYS = ["granularity", "criterion", "scope", "schedule", "rewind_step"]
+PLAN_KEYS = ["granularity", "criterion", "scope", "schedule", "retrain", "rewind_step"]
 REGIME_KEYS = ["lr", "warmup"]
 NET_KEYS = ["dataset", "model", "width"]
 NAMES = {"rewind_step": "rewind", "width": "width", "lr": "lr", "warmup": "warmup"}

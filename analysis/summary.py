@@ -13,7 +13,8 @@ from analysis.style import describe, varying
 
 PP = ["mean_a", "mean_b", "mean", "t_low", "t_high", "boot_low", "boot_high", "sd",
       "detectable", "detectable_holm"]
-CONTEXT = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "rewind_step"]
+CONTEXT = ["dataset", "model", "width", "warmup", "scope", "criterion", "schedule", "retrain",
+           "rewind_step"]
 
 
 def verdict_numbers(verdicts: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, restrict, shrink
 from study.specs import UNTRAINED, TrainSpec, TrialSpec
+from study.train import evaluate_only
 
 REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
 """Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
@@ -49,20 +50,34 @@ def steps(spec: TrialSpec, flops_ratio: float | None = None) -> tuple[int, int]:
     arm and by the sweep's plan, which trains the difference.
 
     Dense-length arms span the dense run's T steps; the rewound ones (lottery, sign_constant,
-    random_prune, stability) resume at the rewind step k. finetune: `finetune_fraction` x T
-    (Rethinking: 40 of 160 epochs). Scratch-B and small_dense_b: T x `budget_ratio`.
-    Untrained arms: none.
+    random_prune, stability) resume at the rewind step k. finetune: `finetune_steps`.
+    Scratch-B and small_dense_b: T x `budget_ratio`. Untrained arms: none.
     """
     total = spec.dense.total_steps()
     if spec.arm in UNTRAINED:
         return 0, 0
     if spec.arm == "finetune":
-        return max(1, round(total * spec.options.finetune_fraction)), 0
+        return finetune_steps(spec), 0
     if spec.arm in FLOPS_MATCHED:
         return round(total * budget_ratio(spec, flops_ratio)), 0
     if spec.arm in REWOUND:
         return total, spec.prune.rewind_step
     return total, 0
+
+
+def finetune_steps(spec: TrialSpec) -> int:
+    """Rethinking's fine-tuning budget: a fraction of the dense steps T (40 of 160 epochs in the
+    paper) per round of pruning it recovers from.
+
+    The finetune arm on a chain's mask: `options.finetune_fraction` x T. A fine-tune chain's own
+    round: `prune.finetune_fraction` x T; one-shot round r stands for r iterative rounds cut at
+    once and fine-tunes r times that, so both schedules spend the same fine-tuning steps to
+    reach round r's sparsity.
+    """
+    chain = spec.stage == "imp"
+    fraction = spec.prune.finetune_fraction if chain else spec.options.finetune_fraction
+    rounds = spec.round if chain and spec.prune.schedule == "oneshot" else 1
+    return rounds * max(1, round(spec.dense.total_steps() * fraction))
 
 
 def _setup(ctx: TrialContext, model: PrunableNet, masks: Masks | None, **fields) -> Setup:
@@ -105,14 +120,20 @@ def dense(ctx: TrialContext) -> Setup:
 def lottery(ctx: TrialContext) -> Setup:
     """IMP round r: prune the source net, rewind survivors to θk and train (LTH). As an arm
     (stage "arm", e.g. when tuning its lr) it retrains the round's existing ticket."""
-    if ctx.spec.stage == "imp":
-        mask, extra = ctx.prune_round()
-        artifacts = {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
-    else:
-        mask, artifacts = ctx.mask, {}
+    mask, artifacts = _round_mask(ctx)
     setup = _on_mask(ctx, ctx.rewind, mask)
     setup.artifacts = artifacts
     return setup
+
+
+def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Tensor]]]:
+    """The round's mask, and what a chain's own round keeps for the arms downstream: a chain
+    round (stage "imp") prunes its source net here and keeps the mask, θk (`init.pt`, where
+    the rewound arms start) and the supermask; an arm reads the round's mask."""
+    if ctx.spec.stage != "imp":
+        return ctx.mask, {}
+    mask, extra = ctx.prune_round()
+    return mask, {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
 
 
 def reinit(ctx: TrialContext) -> Setup:
@@ -129,21 +150,35 @@ def finetune(ctx: TrialContext) -> Setup:
     """Rethinking's fine-tuning: a trained net, pruned, trained briefly at the schedule's end lr.
 
     The net is the one the round's mask was computed from (`TrialContext.source`: round r-1's
-    trained IMP net, the dense θT at round 1 and in a one-shot chain), so finetune, reinit and
+    trained net, the dense θT at round 1 and in a one-shot chain), so finetune, reinit and
     scratch_b share the mask and the fine-tuned net is the trained net that mask prunes. It
-    trains `finetune_fraction` of the dense budget at a constant lr: `finetune_lr`, else the
-    dense schedule's final lr (Liu et al., CIFAR: 160 epochs 0.1 -> 1e-3, then 40 epochs at
-    1e-3; a constant-lr run fine-tunes at its own lr).
+    trains `finetune_steps` at a constant lr: `finetune_lr`, else the dense schedule's final lr
+    (Liu et al., CIFAR: 160 epochs 0.1 -> 1e-3, then 40 epochs at 1e-3; a constant-lr run
+    fine-tunes at its own lr). As a fine-tune chain's own round (stage "imp", Han et al.'s
+    loop) it prunes that net itself and keeps the mask and θk for the arms, as an IMP round
+    does. Either way it records the pruned net's accuracy before any fine-tuning
+    (`pruned_val_acc`, `pruned_test_acc`): the damage the cut did.
     """
     previous, source = ctx.source()
+    mask, artifacts = _round_mask(ctx)
     if ctx.structured:
-        setup = _setup(ctx, shrink(source, restrict(ctx.mask, previous)), None)
+        setup = _setup(ctx, shrink(source, restrict(mask, previous)), None)
     else:
-        setup = _setup(ctx, source, ctx.mask)
+        setup = _setup(ctx, source, mask)
+    setup.artifacts = artifacts
+    setup.metrics = _pruned_accuracy(ctx, setup)
     lr = ctx.spec.options.finetune_lr or ctx.train.final_lr()
     setup.train = ctx.train.model_copy(update={"lr": lr, "schedule": "constant",
                                                "warmup_steps": 0})
     return setup
+
+
+def _pruned_accuracy(ctx: TrialContext, setup: Setup) -> dict[str, float]:
+    """The pruned net evaluated as it stands, before training: its mask applied (what the loop
+    does first anyway), nothing else touched."""
+    (row,) = evaluate_only(setup.model, ctx.data, setup.masks, ctx.train.precision).curves
+    return {"pruned_val_acc": row["val_acc"], "pruned_test_acc": row["test_acc"],
+            "pruned_val_loss": row["val_loss"]}
 
 
 def sign_constant(ctx: TrialContext) -> Setup:

@@ -86,8 +86,8 @@ class TrialContext:
         return next(p for p in self.spec.parents() if p.stage == stage)
 
     def _imp(self, round_: int) -> TrialSpec:
-        return TrialSpec(stage="imp", arm="lottery", round=round_, dense=self.spec.dense,
-                         prune=self.spec.prune)
+        return TrialSpec(stage="imp", arm=self.spec.prune.chain_arm, round=round_,
+                         dense=self.spec.dense, prune=self.spec.prune)
 
     def fetch_dense(self, name: str) -> dict[str, torch.Tensor]:
         return self.fetch(self._parent("dense"), name)
@@ -116,8 +116,9 @@ class TrialContext:
 
     def source(self) -> tuple[Masks, PrunableNet]:
         """The trained net the round's mask is computed from, and the mask it already has:
-        round r-1's trained IMP net in an iterative chain (a shrunk net if structured), the
-        trained dense net (nothing pruned yet) at round 1 and in a one-shot chain."""
+        round r-1's trained net in an iterative chain (IMP's retrained ticket, or a fine-tune
+        chain's fine-tuned net; a shrunk net if structured), the trained dense net (nothing
+        pruned yet) at round 1 and in a one-shot chain."""
         if self.spec.source_round:
             imp = self._imp(self.spec.source_round)
             previous, final = self.fetch(imp, "mask.pt"), self.fetch(imp, "final.pt")
@@ -126,7 +127,7 @@ class TrialContext:
         return previous, self.big(self.fetch_dense("final.pt"))
 
     def prune_round(self) -> tuple[Masks, dict[str, Masks]]:
-        """IMP round r's mask (and, unstructured, Zhou's supermask from the same source): the
+        """Chain round r's mask (and, unstructured, Zhou's supermask from the same source): the
         round's inputs fetched and built here, the step itself `study.pruning.mask_step`.
 
         Data-dependent criteria (obd, fisher, taylor, apoz) score the source net on

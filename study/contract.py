@@ -41,7 +41,8 @@ runs are paged out of a store.
   `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
   for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
-  interpolation).
+  interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
+  pruned net before it is fine-tuned).
 - Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
   is a tag `sha256.<file>` that every reader verifies.
 """
@@ -57,9 +58,10 @@ from pathlib import Path
 PREFIX = "study."
 TRIAL_TAGS = ("id", "stage", "arm", "round", "seed", "ticket", "dense_id", "model", "width",
               "dataset", "lr", "warmup", "granularity", "scope", "criterion", "schedule",
-              "rewind_step", "noise_seed", "version")
-"""The condition of a trial: the tags (`study.<name>`) its run carries from its start."""
-ADDED_LATER = ("noise_seed", "version")
+              "retrain", "rewind_step", "noise_seed", "version")
+"""The condition of a trial: the tags (`study.<name>`) its run carries from its start
+(`retrain`: rewind for an IMP chain, finetune for a fine-tune chain, none for a dense run)."""
+ADDED_LATER = ("noise_seed", "version", "retrain")
 """Trial tags that runs recorded by earlier versions lack: read where present."""
 ID, STAGE, OUTCOME, LAUNCH, TUNING = (f"{PREFIX}{t}" for t in
                                       ("id", "stage", "outcome", "launch", "tuning"))

@@ -66,7 +66,9 @@ class Space(BaseModel):
     seeds: list[int] = [0]
     arms: list[str] = ["reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
                        "small_dense", "supermask"]
-    """Control arms trained on every round's mask (dense and lottery always run)."""
+    """Control arms trained on every round's mask (dense and each chain's own rounds always
+    run). On a fine-tune chain (prune.retrain 'finetune') the chain's rounds are the finetune
+    arm, so `finetune` here adds nothing there and is left out of its trials."""
     stability: list[int] = []
     """Rounds whose instability to SGD noise is measured (Frankle et al. 2020): two copies of
     θk trained under two noise seeds and the line between them (arms stability and
@@ -166,7 +168,7 @@ class Space(BaseModel):
         return out
 
     def expand(self, tuned: dict[str, dict[str, float]] | None = None) -> list[TrialSpec]:
-        """All trials, upstream first: dense nets, IMP rounds in order, then every arm.
+        """All trials, upstream first: dense nets, chain rounds in order, then every arm.
 
         `tuned` ({arm: {"lr": ...}}) fills options the space marks "tuned"; without it they are
         left at their defaults (enough to validate the space)."""
@@ -178,9 +180,10 @@ class Space(BaseModel):
                 dense.setdefault(spec.id, spec)
                 for r in range(1, p.rounds + 1):
                     # the chain trains at the dense lr: its masks are the shared ground truth
-                    spec = _trial(sections, stage="imp", arm="lottery", round=r, dense=d, prune=p)
+                    spec = _trial(sections, stage="imp", arm=p.chain_arm, round=r, dense=d,
+                                  prune=p)
                     imp.setdefault(spec.id, spec)
-                    for arm in self.arms:
+                    for arm in (a for a in self.arms if a != p.chain_arm):
                         spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
                                       options=_options(sections, arm, tuned))
                         arms.setdefault(spec.id, spec)

@@ -1,9 +1,10 @@
 """Frozen, validated specs for every unit of work, and their content-hash ids.
 
 A trial is fully described by a `TrialSpec`: the dense training it descends from, the pruning
-plan of its ticket (IMP chain), its round and its arm. The id of a spec is the hash of its
-canonical JSON *without fields left at their defaults* (open_lth's trick): adding a field with a
-no-op default later keeps every old id valid. `tests/test_specs.py` pins a few ids.
+plan of its ticket (its chain: IMP, or a prune-and-fine-tune loop), its round and its arm. The
+id of a spec is the hash of its canonical JSON *without fields left at their defaults*
+(open_lth's trick): adding a field with a no-op default later keeps every old id valid.
+`tests/test_specs.py` pins a few ids.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ COSINE_FINAL = 0.01
 STABILITY_ARMS = ("stability", "interpolation")
 """Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
 noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
+FINETUNE_FRACTION = 0.25
+"""Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs): the
+default of the finetune arm (`ArmOptions`) and of a fine-tune chain's rounds (`PruneSpec`)."""
+CHAIN_ARMS = {"rewind": "lottery", "finetune": "finetune"}
+"""`PruneSpec.retrain` -> the arm a chain's own rounds (stage "imp") train."""
 
 
 class Spec(BaseModel):
@@ -237,7 +243,8 @@ class DenseSpec(Spec):
 
 
 class PruneSpec(Spec):
-    """How masks are derived round after round: granularity, scope, criterion, rates, rewind."""
+    """How masks are derived round after round: granularity, scope, criterion, rates, schedule,
+    and what a round trains after pruning (rewind to θk, or fine-tune the survivors)."""
 
     granularity: Literal["unstructured", "structured"] = "unstructured"
     scope: Literal["layerwise", "global"] = "layerwise"
@@ -255,7 +262,20 @@ class PruneSpec(Spec):
     """iterative: round r prunes its predecessor's trained net; oneshot: round r prunes the dense
     net directly to round r's sparsity (same sparsity levels, no retraining in between)."""
     rewind_step: int = Field(default=0, ge=0)
-    """Survivors return to θk (k = this step of dense training); 0 = θ0 as in LTH."""
+    """Survivors return to θk (k = this step of dense training); 0 = θ0 as in LTH. In a
+    fine-tune chain, the θk the rewound arms (sign_constant, random_prune, ...) start from on
+    its masks."""
+    retrain: Literal["rewind", "finetune"] = "rewind"
+    """What each round trains once it has pruned. rewind: IMP (LTH), the survivors return to
+    θk and train the dense budget (the round is the `lottery` arm). finetune: Han et al.'s
+    prune-and-fine-tune loop, the pruned net keeps its trained weights and is fine-tuned by the
+    finetune arm's rule, at the dense schedule's final lr for `finetune_fraction` of the dense
+    budget (the round is the `finetune` arm); iterative, round r prunes round r-1's fine-tuned
+    net; one-shot, round r prunes the dense net straight to round r's sparsity and fine-tunes r
+    rounds' budget at once, as long as the r iterative rounds together."""
+    finetune_fraction: float = Field(default=FINETUNE_FRACTION, gt=0.0, le=1.0)
+    """retrain 'finetune' only: each round's fine-tuning budget as a fraction of dense training
+    (part of the plan: every later round's mask depends on it)."""
     hessian: Literal["gauss_newton", "hutchinson", "exact"] = "gauss_newton"
     """obd only: how the Hessian diagonal is estimated. gauss_newton: the diagonal of the
     generalised Gauss-Newton matrix, exact over the classes (positive, deterministic; equals the
@@ -290,7 +310,16 @@ class PruneSpec(Spec):
         if self.saliency_batches != 8 and not rule.data:
             raise ValueError(f"prune.saliency_batches: {self.criterion!r} needs no data; only "
                              f"{', '.join(names_where('data'))} read it")
+        if self.finetune_fraction != FINETUNE_FRACTION and self.retrain != "finetune":
+            raise ValueError("prune.finetune_fraction: only a fine-tune chain (prune.retrain "
+                             "'finetune') reads it; the finetune arm's budget is "
+                             "options.finetune_fraction")
         return self
+
+    @property
+    def chain_arm(self) -> str:
+        """The arm of the chain's own rounds: lottery (IMP) or finetune (a fine-tune chain)."""
+        return CHAIN_ARMS[self.retrain]
 
     def rate_field(self, kind: str) -> str:
         """Which field sets the per-round rate of a layer kind ('linear', 'conv' or 'output').
@@ -322,7 +351,7 @@ class ArmOptions(Spec):
 
     scratch_b_cap: float = Field(default=2.0, ge=1.0)
     """Scratch-B trains dense_steps x FLOPs(dense)/FLOPs(pruned), at most this many times longer."""
-    finetune_fraction: float = Field(default=0.25, gt=0.0, le=1.0)
+    finetune_fraction: float = Field(default=FINETUNE_FRACTION, gt=0.0, le=1.0)
     """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs)."""
     finetune_lr: float | None = Field(default=None, gt=0.0)
     """None = the dense schedule's final lr (`TrainSpec.final_lr`; Rethinking: 1e-3 after a
@@ -366,10 +395,18 @@ class TrialSpec(Spec):
             raise ValueError(f"stage {self.stage!r}: a pruning plan (prune) is required")
         if not 1 <= self.round <= self.prune.rounds:
             raise ValueError(f"round: {self.round} outside 1..{self.prune.rounds} (prune.rounds)")
-        if self.stage == "imp" and self.arm != "lottery":
-            raise ValueError("stage 'imp' is the lottery arm of an IMP round")
+        chain = self.prune.chain_arm
+        if self.stage == "imp" and self.arm != chain:
+            raise ValueError(f"stage 'imp' is a chain's own round: the {chain!r} arm for "
+                             f"prune.retrain {self.prune.retrain!r}, not {self.arm!r}")
+        if self.stage == "imp" and self.options != ArmOptions():
+            raise ValueError("options: a chain's rounds train by the plan alone (its rounds are "
+                             "shared by every arm); options are for stage 'arm'")
         if self.stage == "arm" and self.arm == "dense":
             raise ValueError("arm 'dense' belongs to stage 'dense', not 'arm'")
+        if self.stage == "arm" and self.arm == "finetune" and chain == "finetune":
+            raise ValueError("arm 'finetune' on a fine-tune chain (prune.retrain 'finetune') is "
+                             "the chain's own round: use stage 'imp'")
         if self.arm == "supermask" and self.prune.granularity == "structured":
             raise ValueError(
                 "arms: 'supermask' is Zhou et al.'s weight-level mask (large_final_same_sign), "
@@ -421,7 +458,7 @@ class TrialSpec(Spec):
 
     @property
     def ticket(self) -> str:
-        """The id of the IMP chain (dense + pruning plan) this trial belongs to."""
+        """The id of the chain (dense + pruning plan) this trial belongs to."""
         if self.prune is None:
             return self.id
         return TicketSpec(dense=self.dense, prune=self.prune).id
@@ -429,7 +466,8 @@ class TrialSpec(Spec):
     @property
     def source_round(self) -> int:
         """The round whose trained net this round's mask was computed from: round-1 in an
-        iterative chain, 0 (the dense net) at round 1 and in a one-shot chain."""
+        iterative chain (its retrained or fine-tuned net), 0 (the dense net) at round 1 and in
+        a one-shot chain."""
         iterative = self.prune is not None and self.prune.schedule == "iterative"
         return self.round - 1 if iterative and self.round > 1 else 0
 
@@ -439,8 +477,9 @@ class TrialSpec(Spec):
         a round ranks, as in Liu et al.'s code (`-sr --s 1e-4` on the baseline; fine-tune,
         Scratch-E and Scratch-B run without it): the dense net, and the IMP rounds of an
         iterative chain, each pruned by the next (Network Slimming's multi-pass scheme retrains
-        every pass with the penalty). One-shot rounds and every arm train without it; in an
-        iterative chain the lottery round so carries a penalty its controls do not."""
+        every pass with the penalty); in a fine-tune chain, each fine-tuning pass. One-shot
+        rounds and every arm train without it; in an iterative chain the chain's round so
+        carries a penalty its controls do not."""
         if self.stage == "imp":
             return self.prune.schedule == "iterative"
         return self.stage == "dense"
@@ -454,15 +493,16 @@ class TrialSpec(Spec):
         train = self.dense.train
         if train.bn_l1 > 0 and not self.trains_with_bn_l1 and self.arm not in UNTRAINED:
             return 1
-        if self.arm == "finetune":
+        if self.arm == "finetune" and self.stage == "arm":
             default_lr = self.options.lr is None and self.options.finetune_lr is None
             if self.source_round > 0 or (default_lr and train.final_lr() != train.lr * 0.01):
                 return 1
         return 0
 
     def parents(self) -> list[TrialSpec]:
-        """The trials whose artifacts this one reads directly (dense first, then IMP rounds:
-        an arm's own round first; finetune also reads the round its mask was computed from)."""
+        """The trials whose artifacts this one reads directly (dense first, then the chain's
+        rounds: an arm's own round first; finetune also reads the round its mask was computed
+        from)."""
         return list(self.parent_specs)
 
     @cached_property  # the scheduler asks every pending trial at every step of a sweep
@@ -485,12 +525,12 @@ class TrialSpec(Spec):
             rounds = [self.round]
             if self.arm == "finetune" and self.source_round:
                 rounds.append(self.source_round)
-        return [dense, *(TrialSpec(stage="imp", arm="lottery", round=r, dense=self.dense,
-                                   prune=self.prune) for r in rounds)]
+        return [dense, *(TrialSpec(stage="imp", arm=self.prune.chain_arm, round=r,
+                                   dense=self.dense, prune=self.prune) for r in rounds)]
 
 
 class TicketSpec(Spec):
-    """Identity of an IMP chain: its dense net and its pruning plan."""
+    """Identity of a chain (IMP or fine-tune): its dense net and its pruning plan."""
 
     dense: DenseSpec
     prune: PruneSpec

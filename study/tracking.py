@@ -125,6 +125,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.granularity": p.granularity if p else "none",
         "study.scope": p.scope if p else "none", "study.criterion": p.criterion if p else "none",
         "study.schedule": p.schedule if p else "none",
+        "study.retrain": p.retrain if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
         "study.noise_seed": str(spec.data_seed),
         "study.version": __version__,
@@ -155,7 +156,8 @@ def run_name(spec: TrialSpec) -> str:
 def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
     """The run's description in words (Markdown): the condition, the arm, what it trained."""
     d, p = spec.dense, spec.prune
-    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} ticket ({p.scope}, "
+    chain = "ticket" if p is None or p.retrain == "rewind" else "fine-tune chain"
+    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} {chain} ({p.scope}, "
               f"{p.schedule}, `{spec.ticket}`)" if p else "")
     lines = [f"**{spec.arm}**{ticket}: {d.model.name} at width {d.model.width:g} on "
              f"{d.data.name}, dense lr {d.train.lr:g}, seed {d.seed}. Trial `{spec.id}`.",

@@ -150,6 +150,6 @@ def test_an_experiment_without_compared_arms_has_no_verdicts():
     frame = pd.DataFrame({"arm": ["dense"], "ticket": ["t"], "round": [0], "seed": [0],
                           "final_test_acc": [0.9], "remaining_pct": [100.0],
                           **{k: ["x"] for k in ("dataset", "model", "granularity", "scope",
-                                                "criterion", "schedule")},
+                                                "criterion", "schedule", "retrain")},
                           **{k: [1.0] for k in ("width", "lr", "warmup", "rewind_step")}})
     assert all_comparisons(frame).empty

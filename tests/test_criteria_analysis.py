@@ -25,7 +25,7 @@ def synthetic() -> pd.DataFrame:
     """The tidy frame `analysis.load.load_runs` makes, for 3 plans x 2 schedules x 3 rounds."""
     rows = []
     base = {"dataset": "mnist1d", "model": "mlp", "width": 1.0, "lr": 0.05, "warmup": 0,
-            "scope": "layerwise", "rewind_step": 0}
+            "scope": "layerwise", "retrain": "rewind", "rewind_step": 0}
     for gran, crit in PLANS:
         for schedule in ("iterative", "oneshot"):
             for seed in SEEDS:

@@ -51,6 +51,9 @@ EXPECTED = {
                           ("arm", "reinit"): 1360}, {12, 5}, [0, 1, 2, 3, 4]),
     "stability": (720, {("dense", "dense"): 18, ("imp", "lottery"): 108, ("arm", "reinit"): 108,
                         ("arm", "stability"): 324, ("arm", "interpolation"): 162}, {1}, [0, 1, 2]),
+    "lecture": (1285, {("dense", "dense"): 5, ("imp", "finetune"): 280, ("imp", "lottery"): 40,
+                       ("arm", "reinit"): 320, ("arm", "small_dense"): 320}, {8, 6},
+                [0, 1, 2, 3, 4]),
     "stability_cifar": (534, {("dense", "dense"): 6, ("imp", "lottery"): 192,
                               ("arm", "stability"): 96, ("arm", "interpolation"): 48},
                         {8}, [0, 1, 2]),
@@ -134,6 +137,23 @@ def test_rethinking_is_liu_et_als_protocol(spaces):
                for t in trials if t.prune}
     assert methods == {(m, "l1_filter", 0.0) for m in ("vgg16", "resnet56")} | {
         (m, "bn_scale", 1e-4) for m in ("vgg16", "resnet56")}  # slimming always has its penalty
+
+
+def test_lecture_runs_the_fine_tune_loop_in_small_steps_and_in_one_cut(spaces):
+    """Weight and neuron pruning, each by magnitude and by a data-driven score, as fine-tune
+    chains at 10-20% a round, iterative beside one-shot on the same dense nets, offline."""
+    trials = spaces["lecture"].expand()
+    chains = {(t.prune.granularity, t.prune.criterion, t.prune.schedule) for t in trials
+              if t.stage == "imp" and t.prune.retrain == "finetune"}
+    assert chains == {(g, c, s) for g, cs in (("unstructured", ("magnitude", "fisher")),
+                                              ("structured", ("l1_filter", "apoz")))
+                      for c in cs for s in ("iterative", "oneshot")}
+    assert all(0.1 <= t.prune.rate <= 0.2 for t in trials if t.prune)
+    assert {t.dense.data.name for t in trials} == {"mnist1d"} and len({t.dense.seed
+                                                                       for t in trials}) >= 5
+    assert {(t.prune.granularity, t.prune.criterion) for t in trials
+            if t.stage == "imp" and t.arm == "lottery"} == {("unstructured", "magnitude")}
+    assert not any(t.arm == "finetune" and t.stage == "arm" for t in trials)
 
 
 def test_lr_regimes_crosses_lr_warmup_rewind_and_granularity(spaces):
