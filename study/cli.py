@@ -330,7 +330,11 @@ def ui(tracking_uri: UriOpt = None,
     # MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments"
                "?workflowType=machine_learning (Ctrl-C stops it)")
-    server = subprocess.Popen(command, start_new_session=True)  # telemetry off: inherited
+    # telemetry off: inherited. No job runner: MLflow 3 starts a pool of GenAI job workers
+    # (~1 GB) that browsing runs never uses and that outlive a stopped server
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+    server = subprocess.Popen(command, start_new_session=True, env=env)
     try:
         server.wait()
     except KeyboardInterrupt:  # stop the server and its workers cleanly, without a trace
