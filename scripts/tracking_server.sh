@@ -57,6 +57,8 @@ if [[ "$artifacts" != *://* ]]; then
     mkdir -p "$artifacts"
 fi
 
+# MLflow 3's GenAI job runner (a pool of workers) serves nothing the study records
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 echo "MLflow: $backend, artifacts in $artifacts, serving on http://$host:$port" >&2
 exec mlflow server \
     --backend-store-uri "$backend" \

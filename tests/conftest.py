@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import study  # noqa: F401  (MLflow telemetry off before any test module imports mlflow)
+
+# Every MLflow server a test starts inherits this: MLflow 3's GenAI job runner (a pool of
+# workers, ~1 GB, slow to start on 2 busy cores) is of no use to the study's runs.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 @pytest.fixture
