@@ -2,14 +2,16 @@
 
 A Tune `Searcher` hands out a trial only once every parent it reads (the dense net, the previous
 IMP round) is recorded, so the arms of round r start as soon as round r's mask exists and run in
-parallel with round r+1. A Tune trial is a pack (`study.pack`): it runs the same `run_pack` as
-`study run` and records each of its trials in the tracking store, where their children read
-their artifacts (checksum verified), on one machine or on any node of a cluster. Packs
-checkpoint through Tune and resume, every member where it was, after a worker dies.
+parallel with round r+1. A Tune trial is a pack of up to K trials (`study.pack.next_pack`: a
+stacked loop per shape, `study.pack`): it runs the same `run_pack` as `study run` and records
+each of its trials in the tracking store, where their children read their artifacts (checksum
+verified), on one machine or on any node of a cluster. Packs checkpoint through Tune and
+resume, every member where it was, after a worker dies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -45,7 +47,7 @@ from study.worker import pack_header
 
 class DependencySearcher(Searcher):
     """Suggests packs of up to `pack_size` pending trials, each trial once all its parents are
-    done (`study.pack.next_pack`: one shape per pack); FINISHED when none can be."""
+    done (`study.pack.next_pack`: whole groups of one shape each); FINISHED when none can be."""
 
     def __init__(self, trials: list[TrialSpec], done: set[str],
                  on_change: Callable[[DependencySearcher], None] | None = None,
@@ -120,38 +122,60 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
                    execution: Execution, threads: int, faults: Path, stall_seconds: float,
                    checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0,
                    pack_size: int = 1):
-    """The Tune function trainable: run the pack whose ids the searcher suggests and record
-    each member (once) in the store, under a fault file (named after the pack's first trial)
-    and a stall watchdog (`study.supervise`). The specs ride in the trainable, shipped once
-    per worker: in a trial's config, Tune would copy each into its experiment state, which it
-    rewrites throughout the sweep (16 KB a trial, gigabytes of writes for the quickstart)."""
-    specs = {t.id: t.model_dump_json() for t in trials}
+    """The Tune function trainable: `run_tune_pack` on the pack whose ids the searcher
+    suggests. The specs ride in the trainable, shipped once per worker: in a trial's config,
+    Tune would copy each into its experiment state, which it rewrites throughout the sweep
+    (16 KB a trial, gigabytes of writes for the quickstart).
+
+    The closure holds plain data only and imports the study inside, so a fresh Tune actor is
+    ready in ~3 s, not the ~8 s that importing torch and MLflow adds. A pack of small nets can
+    last less: Tune then gives the finished pack's actor to the next pack and kills the one
+    still starting for it, again and again, and a 2-core sweep runs one pack at a time (the
+    lecture space did, 8 min instead of 4; `next_pack` also makes packs of short groups longer)."""
+    kwargs = {"experiment": experiment, "uri": uri, "launch": launch,
+              "specs": {t.id: t.model_dump_json() for t in trials},
+              "execution": dataclasses.asdict(execution), "threads": threads,
+              "faults": str(faults), "stall_seconds": stall_seconds,
+              "checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds,
+              "stacked": pack_size > 1}
 
     def trainable(config: dict) -> None:
-        torch.set_num_threads(threads)
-        tracker = Tracker(experiment, uri, probe=False)
-        # a retry after some records were written: only the rest
-        todo = [TrialSpec.model_validate_json(specs[i]) for i in config["ids"]
-                if not tracker.is_done(i)]
-        failed, recorded = {}, {}
-        if todo:
-            node = ray.get_runtime_context().get_node_id()
-            with Supervised(faults / f"{config['ids'][0]}.txt",
-                            f"{pack_header(todo, execution)}, node {node}", stall_seconds):
-                # a killed attempt's runs stay RUNNING (a failed one FAILED) until Tune's
-                # retry resumes them: one run per trial and launch
-                outcomes = record_pack(todo, tracker, execution, launch,
-                                       TuneCheckpointer(checkpoint_every, checkpoint_seconds),
-                                       extra_tags={"study.node": node}, stacked=pack_size > 1)
-            # not recorded: the next launch redoes them
-            failed = {i: str(r)[:500] for i, r in outcomes.items() if isinstance(r, Exception)}
-            recorded = {i: [r.outcome, r.metrics.get("final_test_acc")]
-                        for i, r in outcomes.items() if not isinstance(r, Exception)}
-        # strings: Tune keeps them as they are
-        tune.report({"trial_done": 1, "failed": json.dumps(failed),
-                     "recorded": json.dumps(recorded)})
+        from study.sweep import run_tune_pack  # torch and MLflow: on the first pack only
+
+        run_tune_pack(config["ids"], **kwargs)
 
     return trainable
+
+
+def run_tune_pack(ids: list[str], experiment: str, uri: str, launch: str,
+                  specs: dict[str, str], execution: dict, threads: int, faults: str,
+                  stall_seconds: float, checkpoint_every: int | None,
+                  checkpoint_seconds: float, stacked: bool) -> None:
+    """Run the pack `ids` on this Tune worker and record each member (once) in the store,
+    under a fault file (named after the pack's first trial) and a stall watchdog
+    (`study.supervise`); report what was recorded and what failed."""
+    torch.set_num_threads(threads)
+    tracker = Tracker(experiment, uri, probe=False)
+    run_on = Execution(**execution)
+    # a retry after some records were written: only the rest
+    todo = [TrialSpec.model_validate_json(specs[i]) for i in ids if not tracker.is_done(i)]
+    failed, recorded = {}, {}
+    if todo:
+        node = ray.get_runtime_context().get_node_id()
+        with Supervised(Path(faults) / f"{ids[0]}.txt",
+                        f"{pack_header(todo, run_on)}, node {node}", stall_seconds):
+            # a killed attempt's runs stay RUNNING (a failed one FAILED) until Tune's retry
+            # resumes them: one run per trial and launch
+            outcomes = record_pack(todo, tracker, run_on, launch,
+                                   TuneCheckpointer(checkpoint_every, checkpoint_seconds),
+                                   extra_tags={"study.node": node}, stacked=stacked)
+        # not recorded: the next launch redoes them
+        failed = {i: str(r)[:500] for i, r in outcomes.items() if isinstance(r, Exception)}
+        recorded = {i: [r.outcome, r.metrics.get("final_test_acc")]
+                    for i, r in outcomes.items() if not isinstance(r, Exception)}
+    # strings: Tune keeps them as they are
+    tune.report({"trial_done": 1, "failed": json.dumps(failed),
+                 "recorded": json.dumps(recorded)})
 
 
 class RecordFailures(tune.Callback):

@@ -51,6 +51,23 @@ def test_pack_keys_group_seeds_lrs_and_arms_of_one_shape(tmp_path):
     assert next_pack(pending, set(), 64) == []  # nothing ready before the dense nets
 
 
+@pytest.mark.timeout(60)
+def test_a_pack_fills_with_whole_groups_of_other_shapes(tmp_path):
+    path = tmp_path / "widths.py"
+    path.write_text("from study.space import Space\nspace = Space(name='widths', "
+                    "model={'name': 'mlp', 'hidden': [32, 32]}, train={'steps': 10}, "
+                    "arms=[], seeds=[0, 1, 2], grid={'model.width': [0.5, 1.0]})\n")
+    space, _ = load_space(str(path))
+    dense = [t for t in space.expand() if t.stage == "dense"]
+    keys = [pack_key(t) for t in dense]
+    assert len(set(keys)) == 2  # two widths: two stacked loops
+    both = next_pack(dense, set(), 16)
+    assert sorted(pack_key(t) for t in both) == sorted(keys)  # both groups, whole
+    first = next_pack(dense, set(), 4)  # the second group of 3 does not fit: never split
+    assert len(first) == 3 and len({pack_key(t) for t in first}) == 1
+    assert len(next_pack(dense, set(), 2)) == 2  # the first group cut to the pack size
+
+
 @pytest.mark.timeout(600)
 def test_packed_trials_are_the_same_trials_with_the_same_results(tmp_path):
     space = _space(tmp_path)

@@ -46,6 +46,30 @@ def test_sweep_relaunch_packs_only_the_missing_trials(tmp_path, ray_local):
     assert Counter(r.data.tags["study.pack_size"] for r in runs)["1"] == 12
 
 
+@pytest.mark.timeout(60)
+def test_a_tune_worker_starts_without_importing_torch_or_mlflow(tmp_path):
+    """A pack of small nets lasts a second or two: a Tune actor must be ready sooner, so the
+    trainable Ray ships to it imports the study only when its first pack runs."""
+    import ray.cloudpickle
+
+    from study.execution import Execution
+    from study.space import load_space
+    from study.sweep import make_trainable
+
+    space, _ = load_space(str(_space_file(tmp_path, "light", ARMS)))
+    trainable = make_trainable("light", "sqlite:///x.db", "launch", space.expand(),
+                               Execution(), 1, tmp_path, 60.0, pack_size=16)
+    blob = tmp_path / "trainable.pkl"
+    blob.write_bytes(ray.cloudpickle.dumps(trainable))
+    probe = ("import sys, ray.cloudpickle as cp; f = cp.loads(open(sys.argv[1], 'rb').read()); "
+             "assert callable(f); print(sorted(m for m in ('torch', 'mlflow', 'study.sweep') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, str(blob)], capture_output=True,
+                         text=True, timeout=50)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def _kill_the_pack_worker(driver: subprocess.Popen) -> bool:
     """SIGKILL this sweep's Tune trial worker (a descendant of the driver, no other)."""
     table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True)
