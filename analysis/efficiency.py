@@ -27,7 +27,8 @@ def recorded_runs(experiment: str, uri: str) -> tuple[dict[str, dict], list[dict
             launches.append(times)
         elif r.info.status == "FINISHED" and tags.get(OUTCOME) in TERMINAL_OK and ID in tags:
             times.update(train=m.get("train_seconds", 0.0), seconds=times["end"] - times["start"],
-                         train_steps=m.get("train_steps", 0.0))
+                         train_steps=m.get("train_steps", 0.0),
+                         widths=r.data.params.get("trained.widths"))
             trials[tags[ID]] = times
     return trials, launches
 
@@ -88,12 +89,18 @@ def wall_time(runs: dict[str, dict], launches: list[dict]) -> float:
 
 
 def training_efficiency(batch_sizes: dict[str, int], runs: dict[str, dict], wall: float,
-                        cores: int, bare_rate: float) -> dict:
-    """Training samples of the recorded trials ({trial id: batch size}) / wall / cores / the
-    solo bare loop's samples/s per core: 1.0 is a core-for-core match of bare PyTorch, packing
-    can exceed it."""
-    samples = sum(runs[t]["train_steps"] * batch for t, batch in batch_sizes.items()
-                  if t in runs)
-    return {"training_samples": samples, "wall_s": wall, "cores": cores,
-            "solo_bare_samples_per_s_per_core": bare_rate,
-            "efficiency": samples / wall / cores / bare_rate if wall and bare_rate else None}
+                        cores: int, bare_rates: dict[str, float]) -> dict:
+    """What the solo bare loop would take for the recorded trials' training, one net per
+    core, over what the sweep took: core-seconds of the bare loop (each trial's samples at
+    the bare rate of the net it trained, {trial id: samples/s on one core}) / (wall x cores).
+    1.0 is a core-for-core match of bare PyTorch; packing can exceed it. A sweep of several
+    widths needs a rate per net: a width-2 MLP trains ~0.6x as many samples a second as a
+    width-0.25 one."""
+    samples = {t: runs[t]["train_steps"] * batch for t, batch in batch_sizes.items()
+               if t in runs}
+    bare = sum(n / bare_rates[t] for t, n in samples.items())
+    total = sum(samples.values())
+    return {"training_samples": total, "wall_s": wall, "cores": cores,
+            "solo_bare_core_seconds": bare,
+            "solo_bare_samples_per_s_per_core": total / bare if bare else None,
+            "efficiency": bare / wall / cores if wall and bare else None}

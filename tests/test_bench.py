@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from analysis.efficiency import critical_path, recorded_runs, training_efficiency
 from study.bench import BenchConfig, run_bench
-from study.bench.efficiency import plan_efficiency, solo_bare_rate
+from study.bench.efficiency import bare_rates, plan_efficiency, solo_bare_rate
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
 from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
@@ -174,10 +174,21 @@ def test_training_efficiency_is_samples_per_core_second_over_the_bare_loops():
     trials = space.expand()
     runs = {t.id: {"train_steps": 300.0} for t in trials[:4]}  # batch 100: 120,000 samples
     batches = {t.id: t.dense.train.batch_size for t in trials}
-    eff = training_efficiency(batches, runs, wall=10.0, cores=2, bare_rate=3000.0)
+    rates = {t.id: 3000.0 if i < 2 else 1500.0 for i, t in enumerate(trials)}
+    eff = training_efficiency(batches, runs, wall=10.0, cores=2, bare_rates=rates)
     assert eff["training_samples"] == 120_000
-    assert eff["efficiency"] == pytest.approx(120_000 / 10 / 2 / 3000)
-    assert solo_bare_rate(trials[0], steps=10, reps=1) > 100  # samples/s of a tiny MLP
+    # the bare loop: 2 x 30,000 samples at 3,000/s and 2 x 30,000 at 1,500/s: 60 core-seconds
+    assert eff["solo_bare_core_seconds"] == pytest.approx(60.0)
+    assert eff["efficiency"] == pytest.approx(60.0 / 10 / 2)
+    assert eff["solo_bare_samples_per_s_per_core"] == pytest.approx(2000.0)
+    dense = trials[0]
+    assert solo_bare_rate(dense, steps=10, reps=1) > 100  # samples/s of a tiny MLP
+    hidden = build_model(dense.dense.model.name, dense.dense.data.info().input_shape,
+                         dense.dense.data.info().num_classes, width=dense.dense.model.width,
+                         hidden=dense.dense.model.hidden).widths
+    runs = {dense.id: {"widths": str([max(1, w // 4) for w in hidden])}}
+    (rate,) = bare_rates([dense], runs).values()  # a structured round's narrower net
+    assert rate > 100
 
 
 def test_critical_path_is_the_longest_chain_of_recorded_durations():

@@ -11,6 +11,7 @@ sweep is analysis's job (`analysis.efficiency`); this part gives it the space's 
 
 from __future__ import annotations
 
+import ast
 import os
 
 from study.bench.timing import timed, torch_threads
@@ -49,12 +50,16 @@ def plan_efficiency(trials: list[TrialSpec]) -> dict:
             "naive_over_unique": naive / unique if unique else None}
 
 
-def solo_bare_rate(spec: TrialSpec, steps: int = 100, reps: int = 3) -> float:
-    """Samples/s of the one-at-a-time bare loop on one thread, for `spec`'s dense net and batch
-    (random data of its shape): what one core reaches without the study around it."""
+def solo_bare_rate(spec: TrialSpec, widths: list[int] | None = None, steps: int = 100,
+                   reps: int = 3) -> float:
+    """Samples/s of the one-at-a-time bare loop on one thread, for `spec`'s dense net (or its
+    family at hidden `widths`: a structured or small dense trial's net) and batch, on random
+    data of its shape: what one core reaches without the study around it."""
     info, train = spec.dense.data.info(), spec.dense.train
     model = build_model(spec.dense.model.name, info.input_shape, info.num_classes,
                         width=spec.dense.model.width, hidden=spec.dense.model.hidden)
+    if widths is not None and list(widths) != model.widths:
+        model = model.rebuild(list(widths))
     data = synthetic_splits(info.input_shape, 4096)
     run_spec = train.model_copy(update={"steps": steps})
     with torch_threads(1):
@@ -62,6 +67,25 @@ def solo_bare_rate(spec: TrialSpec, steps: int = 100, reps: int = 3) -> float:
         best = min(timed(lambda: bare_loop(model, data.x_train, data.y_train, run_spec,
                                            steps))[0] for _ in range(reps))
     return steps * train.batch_size / best
+
+
+def bare_rates(trials: list[TrialSpec], runs: dict[str, dict]) -> dict[str, float]:
+    """{trial id: the solo bare loop's samples/s for the net it trained}, timed once per
+    distinct net (data, family, hidden widths, batch)."""
+    timed_nets: dict[tuple, float] = {}
+    rates = {}
+    for t in trials:
+        if t.id not in runs:
+            continue
+        text = runs[t.id].get("widths")
+        widths = ast.literal_eval(text) if text else None
+        d = t.dense
+        net = (d.data.canonical_json(), d.model.name, d.model.width, str(d.model.hidden),
+               str(widths), d.train.batch_size)
+        if net not in timed_nets:
+            timed_nets[net] = solo_bare_rate(t, widths)
+        rates[t.id] = timed_nets[net]
+    return rates
 
 
 def sweep_efficiency(space_name: str = "quickstart", tracking_uri: str | None = None,
@@ -100,7 +124,8 @@ def _recorded(out: dict, trials: list[TrialSpec], experiment: str, uri: str, ech
          f"CPUs {cp['lower_bound_s']:.0f}s)")
     eff = out["training"] = training_efficiency(
         {t.id: t.dense.train.batch_size for t in trials}, runs, cp["wall_s"], os.cpu_count(),
-        solo_bare_rate(trials[0]))
+        bare_rates(trials, runs))
     echo(f"  training efficiency {eff['efficiency']:.2f}: {eff['training_samples']:,} samples in "
-         f"{eff['wall_s']:.0f}s on {eff['cores']} cores, solo bare loop "
-         f"{eff['solo_bare_samples_per_s_per_core']:,.0f} samples/s per core")
+         f"{eff['wall_s']:.0f}s on {eff['cores']} cores; the solo bare loop, net by net, "
+         f"{eff['solo_bare_core_seconds']:.0f} core-seconds "
+         f"({eff['solo_bare_samples_per_s_per_core']:,.0f} samples/s per core on average)")
