@@ -55,13 +55,20 @@ def pack_key(spec: TrialSpec) -> str:
     return json.dumps([d.data.canonical(), shape, shared, total, start], sort_keys=True)
 
 
+SHORT_STEPS = 600
+"""Training steps per pack slot under which a pack takes further groups: a full pack of 600-step
+MLP trials lasts a few seconds on a CPU core, about as long as a Ray worker takes to start."""
+
+
 def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[TrialSpec]:
     """Up to `size` ready trials (parents done), in order: the first ready trial and up to
-    `size` - 1 more with its key, then, while room is left, every whole group of ready trials
-    that shares another key; [] when none is ready. `run_pack` trains each group as its own
-    stacked loop, one after the other. Groups of a few short trials (a fine-tune round, a
-    round's arms over 5 seeds) last a second or two alone, less than a Ray worker takes to
-    start: released one by one they kept a 2-core sweep on one core (see `make_trainable`)."""
+    `size` - 1 more with its key; then, while the pack is short (at most `size` x
+    `SHORT_STEPS` member-steps in all), further whole groups of ready trials of other keys
+    that fit; [] when none is ready. `run_pack` trains each group as its own stacked loop, one
+    after the other. A group of a few short trials (a fine-tune round, a round's arms over 5
+    seeds) lasts a second or two alone, less than a Ray worker takes to start: released one by
+    one they kept a 2-core sweep on one core (see `study.sweep.make_trainable`). A long group
+    never takes a short one along, whose children would wait for it."""
     groups: dict[str, list[TrialSpec]] = {}
     for spec in pending:
         if all(p.id in done for p in spec.parents()):
@@ -70,10 +77,17 @@ def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[Trial
         return []
     first, *others = groups.values()
     pack = first[:size]
+    work = sum(_steps(s) for s in pack)
     for group in others:
-        if len(pack) + len(group) <= size:
-            pack += group
+        more = sum(_steps(s) for s in group)
+        if len(pack) + len(group) <= size and work + more <= size * SHORT_STEPS:
+            pack, work = pack + group, work + more
     return pack
+
+
+def _steps(spec: TrialSpec) -> int:
+    total, start = steps(spec)
+    return total - start
 
 
 def pack_id(specs: list[TrialSpec]) -> str:

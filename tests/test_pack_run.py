@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.pack import next_pack, pack_key
+from study.pack import SHORT_STEPS, next_pack, pack_key
 from study.space import load_space
 
 BODY = ("model={'name': 'mlp', 'hidden': [32, 32]}, "
@@ -66,6 +66,10 @@ def test_a_pack_fills_with_whole_groups_of_other_shapes(tmp_path):
     first = next_pack(dense, set(), 4)  # the second group of 3 does not fit: never split
     assert len(first) == 3 and len({pack_key(t) for t in first}) == 1
     assert len(next_pack(dense, set(), 2)) == 2  # the first group cut to the pack size
+    long = [t.model_copy(update={"dense": t.dense.model_copy(update={
+        "train": t.dense.train.model_copy(update={"steps": SHORT_STEPS * 6})})}) for t in dense]
+    alone = next_pack([*long[3:], *dense[:3]], set(), 16)  # 3 x 3,600 steps: not short
+    assert [t.id for t in alone] == [t.id for t in long[3:]]
 
 
 @pytest.mark.timeout(600)

@@ -121,6 +121,8 @@ TWO_NODES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~150 s on 2 CI cores: two Ray nodes start and sweep the smoke space
+@pytest.mark.timeout(960)
 def test_two_node_cluster_on_loopback_shares_artifacts(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = tmp_path / "two_nodes.py"
