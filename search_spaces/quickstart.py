@@ -3,17 +3,17 @@
 An MLP 40 -> h -> h -> 10 at four widths, h = 25, 50, 100 and 200 (model.width 0.25-2 of hidden
 100-100: an 8x span, 1.9K to 50K weights), trained with SGD + momentum 0.9 at two learning rates
 a decade apart (0.01 and 0.1), batch 100, 1,000 steps with a cosine decay: the budget that keeps
-the whole study under 10 minutes on 2 cores (8 min 42 s and 9 min 45 s measured on an idle
-2-core AMD EPYC). At lr 0.1 the dense nets reach 56 / 61 / 64 / 68% test accuracy (the MNIST-1D
-MLP reference is 65-68%; 3,000 steps, as in the `scaling` space, bring h = 100 to 65%); lr 0.01
-is under-trained at this budget. Each dense net is pruned by IMP, unstructured (layerwise
-magnitude, half of the hidden weights and a quarter of the output layer per round, 4 rounds:
-7-10% of all weights left) and structured (whole neurons by L1 norm, 40% per round, 3 rounds:
-8-15% of the weights left). Every round's mask is trained by the lottery arm (rewind to θ0) and
-the controls reinit (Scratch-E), scratch_b, finetune and small_dense (a narrower dense net with
-as many weights); 5 seeds: 1,440 trials. `study analyze` then maps the lottery effect over width
-x density, fits Rosenfeld et al.'s joint scaling law per arm and finds where prune-big and
-train-small cross.
+the whole study at about 10 minutes on 2 cores (8 min 42 s to 10 min 21 s measured on an idle
+2-core AMD EPYC, whose speed varies from day to day). At lr 0.1 the dense nets reach 56 / 61 /
+64 / 68% test accuracy (the MNIST-1D MLP reference is 65-68%; 3,000 steps, as in the `scaling`
+space, bring h = 100 to 65%); lr 0.01 is under-trained at this budget. Each dense net is pruned
+by IMP, unstructured (layerwise magnitude, half of the hidden weights and a quarter of the
+output layer per round, 4 rounds: 7-10% of all weights left) and structured (whole neurons by L1
+norm, 40% per round, 3 rounds: 8-15% of the weights left). Every round's mask is trained by the
+lottery arm (rewind to θ0) and the controls reinit (Scratch-E), scratch_b, finetune and
+small_dense (a narrower dense net with as many weights); 5 seeds: 1,440 trials. `study analyze`
+then maps the lottery effect over width x density, fits Rosenfeld et al.'s joint scaling law per
+arm and finds where prune-big and train-small cross.
 
 What the papers predict (LTH, Rethinking, Rosenfeld et al. 2021): unstructured lottery > reinit
 at 5-20% remaining, most at the smaller lr; no effect for structured pruning, where reinit and
