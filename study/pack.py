@@ -21,6 +21,7 @@ from collections.abc import Callable
 from study.arms import steps
 from study.context import Fetch
 from study.execution import Execution
+from study.plan import budget
 from study.specs import UNTRAINED, TrialSpec
 from study.stacked import SHARED_FIELDS
 from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
@@ -77,17 +78,12 @@ def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[Trial
         return []
     first, *others = groups.values()
     pack = first[:size]
-    work = sum(_steps(s) for s in pack)
+    work = sum(budget(s) for s in pack)
     for group in others:
-        more = sum(_steps(s) for s in group)
+        more = sum(budget(s) for s in group)
         if len(pack) + len(group) <= size and work + more <= size * SHORT_STEPS:
             pack, work = pack + group, work + more
     return pack
-
-
-def _steps(spec: TrialSpec) -> int:
-    total, start = steps(spec)
-    return total - start
 
 
 def pack_id(specs: list[TrialSpec]) -> str:

@@ -131,7 +131,7 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
     ready in ~3 s, not the ~8 s that importing torch and MLflow adds. A pack of small nets can
     last less: Tune then gives the finished pack's actor to the next pack and kills the one
     still starting for it, again and again, and a 2-core sweep runs one pack at a time (the
-    lecture space did, 8 min instead of 4; `next_pack` also makes packs of short groups longer)."""
+    lecture space did: 8 min instead of under 5; `next_pack` also makes short packs longer)."""
     kwargs = {"experiment": experiment, "uri": uri, "launch": launch,
               "specs": {t.id: t.model_dump_json() for t in trials},
               "execution": dataclasses.asdict(execution), "threads": threads,
