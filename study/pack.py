@@ -21,6 +21,7 @@ from collections.abc import Callable
 from study.arms import steps
 from study.context import Fetch
 from study.execution import Execution
+from study.phases import clock
 from study.plan import budget
 from study.specs import UNTRAINED, TrialSpec
 from study.stacked import SHARED_FIELDS
@@ -131,7 +132,8 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
     groups: dict[tuple, list[Prepared]] = {}
     for spec in specs:
         try:
-            prepared = prepare(spec, fetch, execution)
+            with clock("build"):
+                prepared = prepare(spec, fetch, execution)
         except UpstreamFailed as err:
             out[spec.id] = TrialRecord("skipped", {}, [],
                                        tags={"study.skip_reason": str(err)[:500]})
@@ -146,14 +148,18 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
                 "study.pack_size": str(len(group))}
         first = group[0]
         if not first.setup.trains:
-            results = [untrained_result(first)]
+            with clock("evaluate"):
+                results = [untrained_result(first)]
         else:
             scoped = _Scoped(checkpointer, ids) if checkpointer is not None else None
             members = [p.member(on_eval(p.spec) if on_eval else None) for p in group]
-            results = train_members(members, first.ctx.data,
-                                    total_steps=first.setup.total_steps,
-                                    start_step=first.setup.start_step, checkpointer=scoped,
-                                    execution=execution, stacked=stacked)
-        for prepared, result in zip(group, results):
-            out[prepared.spec.id] = finish(prepared, result, execution, tags)
+            with clock("train"):
+                results = train_members(members, first.ctx.data,
+                                        total_steps=first.setup.total_steps,
+                                        start_step=first.setup.start_step,
+                                        checkpointer=scoped, execution=execution,
+                                        stacked=stacked)
+        with clock("save"):
+            for prepared, result in zip(group, results):
+                out[prepared.spec.id] = finish(prepared, result, execution, tags)
     return {s.id: out[s.id] for s in specs}

@@ -17,6 +17,7 @@ import torch
 
 from study.execution import Execution
 from study.pack import next_pack, run_pack
+from study.phases import clock
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
 from study.space import Space
@@ -34,13 +35,14 @@ def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
                 upstream: Tracker | None = None) -> dict[str, TrialRecord | Exception]:
     """Run one pack inside its members' live runs: what a `study run` worker and a sweep actor
     both do. Each member's run is created RUNNING before the pack starts, its curves are
-    logged at each evaluation, then it ends FINISHED with its record, or FAILED with the error
-    (a bad or missing upstream artifact) that failed it alone: the next launch redoes it.
+    logged as it evaluates, then it ends FINISHED with its record (all members in one
+    transaction where the store allows: `Tracker.finish_pack`), or FAILED with the error (a
+    bad or missing upstream artifact) that failed it alone: the next launch redoes it.
     {id: record or error}. `upstream`: where parents' artifacts are read (default `tracker`)."""
     tags = {**execution.tags(), **(extra_tags or {})}
-    unfinished = tracker.unfinished(launch)
-    runs = {s.id: tracker.start(s, parent=launch, tags=tags, unfinished=unfinished)
-            for s in specs}
+    with clock("record"):
+        unfinished = tracker.unfinished(launch)
+    runs = tracker.start_pack(specs, parent=launch, tags=tags, unfinished=unfinished)
     try:
         outcomes = run_pack(specs, (upstream or tracker).load, execution, checkpointer,
                             on_eval=lambda spec: runs[spec.id].log_eval, stacked=stacked)
@@ -51,9 +53,10 @@ def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
     for spec in specs:
         outcome = outcomes[spec.id]
         if isinstance(outcome, Exception):
-            runs[spec.id].fail(f"{type(outcome).__name__}: {outcome}")
-        else:
-            runs[spec.id].finish(outcome)
+            with clock("record"):
+                runs[spec.id].fail(f"{type(outcome).__name__}: {outcome}")
+    tracker.finish_pack([(runs[s.id], outcomes[s.id]) for s in specs
+                         if not isinstance(outcomes[s.id], Exception)])
     return outcomes
 
 

@@ -40,6 +40,8 @@ from study.contract import (
     store_exists,
     unreachable,
 )
+from study.phases import clock
+from study.records import RunRows, SqlBatch, sql_store
 from study.specs import TrialSpec, flat_fields
 
 if TYPE_CHECKING:
@@ -194,6 +196,7 @@ class Tracker:
             _probe(self.uri)
         self.client = MlflowClient(self.uri)
         self.finished: dict[str, str] = {}  # trial id: its FINISHED run, as `load` found it
+        self._batch: SqlBatch | None = None
         try:
             found = retrying(self.client.get_experiment_by_name, experiment)
         except Exception as err:
@@ -255,6 +258,13 @@ class Tracker:
     def end_launch(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
+    @property
+    def batch(self) -> SqlBatch | None:
+        """Pack-wide transactions, where the store is a database MLflow opens itself."""
+        if self._batch is None and (store := sql_store(self.client)) is not None:
+            self._batch = SqlBatch(store, self.experiment_id)
+        return self._batch
+
     def start(self, spec: TrialSpec, parent: str | None = None,
               tags: dict[str, str] | None = None,
               unfinished: dict[str, object] | None = None) -> TrialRun:
@@ -262,21 +272,63 @@ class Tracker:
         trial that the same launch left unfinished (a killed or failed attempt) is reused, so a
         retry continues its record instead of starting a second one. `unfinished`: those runs
         as `unfinished(parent)` found them for a whole pack (else looked up for this trial)."""
-        tags = {**tags_for(spec), **(tags or {})}
-        if parent:
-            tags["study.launch"] = parent
-        earlier = (unfinished.get(spec.id) if unfinished is not None
-                   else self._unfinished(spec, parent))
-        if earlier is not None:
-            return TrialRun.resume(self, spec, earlier, tags)
-        info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
-                        tags={**tags, NOTE: describe(spec)}).info
-        run_id = info.run_id
-        stamp = _now()
-        retrying(self.client.log_batch, run_id,
-                 metrics=[Metric(k, v, stamp, 0) for k, v in condition(spec).items()],
-                 params=spec_params(spec))
-        return TrialRun(self, spec, run_id, artifact_uri=info.artifact_uri)
+        return self.start_pack([spec], parent, tags, unfinished)[spec.id]
+
+    def start_pack(self, specs: list[TrialSpec], parent: str | None = None,
+                   tags: dict[str, str] | None = None,
+                   unfinished: dict[str, object] | None = None) -> dict[str, TrialRun]:
+        """`start` for every trial of a pack: {id: its RUNNING run}; in a database store, the
+        new runs in one transaction."""
+        with clock("record"):
+            return self._start_pack(specs, parent, tags or {}, unfinished)
+
+    def _start_pack(self, specs: list[TrialSpec], parent: str | None, tags: dict[str, str],
+                    unfinished: dict[str, object] | None) -> dict[str, TrialRun]:
+        if unfinished is None:
+            unfinished = {s.id: run for s in specs
+                          if (run := self._unfinished(s, parent)) is not None}
+        runs, new = {}, []
+        for spec in specs:
+            own = {**tags_for(spec), **tags}
+            if parent:
+                own["study.launch"] = parent
+            if spec.id in unfinished:
+                runs[spec.id] = TrialRun.resume(self, spec, unfinished[spec.id], own)
+            else:
+                new.append((spec, RunRows("", {**own, NOTE: describe(spec)}, spec_params(spec),
+                                          [Metric(k, v, _now(), 0)
+                                           for k, v in condition(spec).items()])))
+        if new and self.batch is not None:
+            made = retrying(self.batch.create, [(run_name(s), rows) for s, rows in new], _now())
+            for (spec, _), (run_id, uri) in zip(new, made):
+                runs[spec.id] = TrialRun(self, spec, run_id, artifact_uri=uri)
+            return runs
+        for spec, rows in new:
+            info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
+                            tags=rows.tags).info
+            retrying(self.client.log_batch, info.run_id, metrics=rows.metrics,
+                     params=rows.params)
+            runs[spec.id] = TrialRun(self, spec, info.run_id, artifact_uri=info.artifact_uri)
+        return runs
+
+    def finish_pack(self, done: list[tuple[TrialRun, TrialRecord]]) -> None:
+        """End every (run, record) of a pack FINISHED: each run's artifacts written first, then
+        its records; in a database store all of them in one transaction (a killed process
+        leaves all or none). On error the runs not finished end FAILED and the error is raised."""
+        open_runs = [run for run, _ in done]
+        try:
+            rows = [run.closing(record) for run, record in done]
+            if self.batch is not None:
+                with clock("record"):
+                    retrying(self.batch.finish, rows, _now())
+                open_runs = []
+            for run, run_rows in zip(list(open_runs), rows):
+                run.commit(run_rows)
+                open_runs.remove(run)
+        except BaseException as err:
+            for run in open_runs:
+                run.fail(f"recording failed: {type(err).__name__}: {err}")
+            raise
 
     def fail(self, spec: TrialSpec, message: str, parent: str | None = None,
              extra_tags: dict[str, str] | None = None) -> str:
@@ -312,6 +364,10 @@ class Tracker:
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
         """A parent trial's tensor artifact, checksum verified; UpstreamNotReady if not usable."""
+        with clock("fetch"):
+            return self._load(spec, name)
+
+    def _load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
         run_id = self.finished.get(spec.id)
         if run_id is None:
             runs = self._runs(f"tags.`study.id` = '{spec.id}' and "
@@ -369,6 +425,10 @@ class TrialRun:
             self._flush()
 
     def _flush(self) -> None:
+        with clock("record"):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
         rows = [p for row, stamp in self.pending if int(row["step"]) not in self.logged
                 for p in self._points(row, stamp)]
         if rows:
@@ -383,8 +443,14 @@ class TrialRun:
 
     def finish(self, record: TrialRecord) -> str:
         """Summary metrics, what the run trained, artifacts; FINISHED. On error: FAILED."""
-        client, run_id = self.tracker.client, self.run_id
-        try:
+        self.tracker.finish_pack([(self, record)])
+        return self.run_id
+
+    def closing(self, record: TrialRecord) -> RunRows:
+        """Write the run's artifacts (`spec.json`, the record's tensors) and hand back the rows
+        that end it: outcome and checksum tags, summary metrics, the curve points not written
+        live, what it trained."""
+        with clock("save"):
             payloads = {name: tensor_bytes(t) for name, t in record.artifacts.items()}
             tags = {"study.outcome": record.outcome, **record.tags,
                     NOTE: describe(self.spec, record)}
@@ -398,28 +464,32 @@ class TrialRun:
                      for p in self._points(row, when.get(int(row["step"])))]
             # ^ the points not written live yet, and those from before a resume
             params = [Param(k, v[:6000]) for k, v in record.params.items()]
-            for i in range(0, max(len(rows), len(params), 1), 100):  # MLflow: 100 params a call
-                retrying(client.log_batch, run_id, metrics=rows[i : i + 100],
-                         params=params[i : i + 100],
-                         tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else ())
             files = {"spec.json": json.dumps(self.spec.model_dump(mode="json"),
                                              indent=2).encode(), **payloads}
-            where = self.artifact_uri or retrying(client.get_run, run_id).info.artifact_uri
+            where = (self.artifact_uri
+                     or retrying(self.tracker.client.get_run, self.run_id).info.artifact_uri)
             local = _local_artifacts(where)
             if local is not None:  # a local store: write the files where MLflow keeps them
                 local.mkdir(parents=True, exist_ok=True)
                 for n, b in files.items():
                     (local / n).write_bytes(b)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    for n, b in files.items():
-                        (Path(tmp) / n).write_bytes(b)
-                    retrying(client.log_artifacts, run_id, tmp)
-        except BaseException as err:
-            self.fail(f"recording failed: {type(err).__name__}: {err}")
-            raise
-        retrying(client.set_terminated, run_id, RunStatus.to_string(RunStatus.FINISHED))
-        return run_id
+        if local is None:
+            with clock("record"), tempfile.TemporaryDirectory() as tmp:
+                for n, b in files.items():
+                    (Path(tmp) / n).write_bytes(b)
+                retrying(self.tracker.client.log_artifacts, self.run_id, tmp)
+        return RunRows(self.run_id, tags, params, rows)
+
+    def commit(self, rows: RunRows) -> None:
+        """Write `rows` through MLflow's calls and end the run FINISHED (a tracking server)."""
+        client = self.tracker.client
+        with clock("record"):
+            metrics, params = rows.metrics, rows.params
+            for i in range(0, max(len(metrics), len(params), 1), 100):  # MLflow: 100 params
+                retrying(client.log_batch, self.run_id, metrics=metrics[i : i + 100],
+                         params=params[i : i + 100],
+                         tags=[RunTag(k, v) for k, v in rows.tags.items()] if i == 0 else ())
+            retrying(client.set_terminated, self.run_id, RunStatus.to_string(RunStatus.FINISHED))
 
     def fail(self, reason: str) -> None:
         """End the run FAILED, `reason` in the tag `study.failure`: never counted as done; the

@@ -21,6 +21,7 @@ from torch import nn
 from study import seeds
 from study.data import Splits
 from study.execution import Execution
+from study.phases import clock
 from study.specs import TrainSpec
 
 Masks = dict[str, torch.Tensor]
@@ -321,7 +322,8 @@ def train_members(members: list[Member], data: Splits, *, total_steps: int,
                 engine.drop(keep)
                 running = running[keep]
         if evaluate_now and engine.alive:
-            _record(engine, members, data, state)
+            with clock("evaluate"):
+                _record(engine, members, data, state)
             running.zero_()
         if save_now and state.step < stop_step and engine.alive:
             state.seconds = time.perf_counter() - started
