@@ -85,6 +85,21 @@ class SqlBatch:
             session.execute(update(SqlRun).where(SqlRun.run_uuid.in_([r.run_id for r in runs]))
                             .values(status=FINISHED, end_time=end_time))
 
+    def done(self, trial_ids: list[str], outcomes: tuple[str, ...]) -> set[str]:
+        """The ids among `trial_ids` with a FINISHED run whose `study.outcome` is one of
+        `outcomes`: one query for a pack (MLflow's search would take one per trial)."""
+        ids, outcome = SqlTag.__table__.alias("ids"), SqlTag.__table__.alias("outcome")
+        query = (select(ids.c.value)
+                 .join(SqlRun, SqlRun.run_uuid == ids.c.run_uuid)
+                 .join(outcome, outcome.c.run_uuid == ids.c.run_uuid)
+                 .where(ids.c.key == "study.id", ids.c.value.in_(trial_ids),
+                        outcome.c.key == "study.outcome", outcome.c.value.in_(outcomes),
+                        SqlRun.status == FINISHED,
+                        SqlRun.lifecycle_stage == LifecycleStage.ACTIVE,
+                        SqlRun.experiment_id == int(self.experiment_id)))
+        with self.store.ManagedSessionMaker() as session:
+            return set(session.execute(query).scalars())
+
     def _rows(self, session, runs: list[RunRows], fresh: bool) -> None:
         """Tags, params, metrics and each key's latest value (MLflow's rule: the greatest
         (step, timestamp, value)) of `runs`; `fresh`: runs with nothing stored yet."""

@@ -158,7 +158,8 @@ def run_tune_pack(ids: list[str], experiment: str, uri: str, launch: str,
     tracker = Tracker(experiment, uri, probe=False)
     run_on = Execution(**execution)
     # a retry after some records were written: only the rest
-    todo = [TrialSpec.model_validate_json(specs[i]) for i in ids if not tracker.is_done(i)]
+    recorded_before = tracker.done_among(ids)
+    todo = [TrialSpec.model_validate_json(specs[i]) for i in ids if i not in recorded_before]
     failed, recorded = {}, {}
     if todo:
         node = ray.get_runtime_context().get_node_id()

@@ -225,6 +225,12 @@ class Tracker:
         runs = self._runs(f"tags.`study.id` = '{trial_id}' and attributes.status = 'FINISHED'")
         return any(r.data.tags.get("study.outcome") in TERMINAL_OK for r in runs)
 
+    def done_among(self, trial_ids: list[str]) -> set[str]:
+        """Which of `trial_ids` are recorded to the end: one query in a database store."""
+        if self.batch is not None:
+            return retrying(self.batch.done, list(trial_ids), TERMINAL_OK)
+        return {i for i in trial_ids if self.is_done(i)}
+
     def close_dangling(self, keep_parent: str | None = None) -> int:
         """Mark trial runs a dead driver left RUNNING as KILLED (they are redone, not reused)."""
         closed = 0
