@@ -29,7 +29,8 @@ CompileOpt = Annotated[bool, typer.Option(
     "--compile", help="torch.compile the training forward (pays on long GPU runs, not on CPU).")]
 PackOpt = Annotated[int | None, typer.Option(
     "--pack-size", min=1, help="Train up to K ready trials of one shape as one stacked model "
-    "(each still its own trial and run); 1: one at a time. Default: 16 on CPU, 64 on a GPU.")]
+    "(each still its own trial and run); 1: one at a time. Default: per net, the size that "
+    "trains fastest here (measured once per machine and net; 1 where packing does not pay).")]
 
 
 def fail(message: str) -> typer.Exit:
@@ -54,10 +55,12 @@ def _execution(device: str, channels_last: bool | None, compile: bool, space=Non
     return Execution(device, channels_last, compile)
 
 
-def _pack_size(pack_size: int | None, device: str) -> int:
-    from study.pack import default_pack_size
+def _pack_sizes(pack_size: int | None, device: str, space):
+    """`--pack-size` for every trial, else each net's measured best (`study.packing`)."""
+    from study.packing import PackSizes
+    from study.plan import threads_for
 
-    return pack_size if pack_size is not None else default_pack_size(device)
+    return PackSizes(pack_size, device, threads_for(space))
 
 
 def _prepare(space_name: str, uri: str | None, data_dir: Path | None, select: list[str],
@@ -139,7 +142,7 @@ def run(space: SpaceArg,
     execution = _execution(device, channels_last, compile, loaded)
     counts = run_sequential(loaded, source, trials, tracker, execution=execution,
                             echo=typer.echo, isolate=isolate,
-                            pack_size=_pack_size(pack_size, device))
+                            pack_size=_pack_sizes(pack_size, device, loaded))
     typer.echo(f"done: {counts or 'nothing to run'}; experiment {loaded.name!r} in {tracker.uri}")
     if counts.get("failed"):
         raise typer.Exit(code=1)
@@ -172,7 +175,8 @@ def sweep(space: SpaceArg,
 
     done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
     slots = local_slots(loaded, max_concurrent)  # a cluster runs more at a time
-    typer.echo(describe(loaded, trials, done, _pack_size(pack_size, device), slots, device))
+    sizes = _pack_sizes(pack_size, device, loaded)
+    typer.echo(describe(loaded, trials, done, sizes, slots, device))
     if dry_run:
         return
     from study.sweep import run_sweep
@@ -180,7 +184,7 @@ def sweep(space: SpaceArg,
     try:
         counts = run_sweep(loaded, source, trials, tracker, address=address,
                            max_concurrent=max_concurrent, execution=execution, echo=typer.echo,
-                           pack_size=_pack_size(pack_size, device))
+                           pack_size=sizes)
     except ConnectionError as err:
         raise fail(f"--address {address}: {err}" if address else str(err)) from None
     typer.echo(f"done: {counts}; experiment {loaded.name!r} in {tracker.uri}")

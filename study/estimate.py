@@ -23,6 +23,7 @@ from study.data.registry import random_splits
 from study.execution import Execution
 from study.models import build_model
 from study.pack import pack_key
+from study.packing import PackSizes
 from study.plan import budget, threads_for
 from study.progress import clock_text
 from study.space import Space
@@ -54,17 +55,19 @@ class Estimate:
     wall_s: float
 
 
-def estimate(space: Space, todo: list[TrialSpec], pack_size: int, slots: int,
+def estimate(space: Space, todo: list[TrialSpec], pack_size: int | PackSizes, slots: int,
              device: str = "cpu") -> Estimate:
     """Wall time of running `todo` on `slots` packs at a time, in packs of up to `pack_size`."""
     groups: dict[str, list[TrialSpec]] = defaultdict(list)
     for spec in todo:
         groups[pack_key(spec)].append(spec)
-    timer = _PackTimer(threads_for(space), pack_size > 1, device)
+    sizes = PackSizes.of(pack_size)
+    timer = _PackTimer(threads_for(space), device)
     training, packs = 0.0, 0
     for members in groups.values():
-        for start in range(0, len(members), pack_size):
-            pack = members[start:start + pack_size]
+        size = sizes(members[0])
+        for start in range(0, len(members), size):
+            pack = members[start:start + size]
             step = timer.seconds_per_step(pack[0], len(pack))
             steps = budget(pack[0])
             train = pack[0].dense.train
@@ -84,8 +87,8 @@ class _PackTimer:
     largest k asked for, linear in k between (a pack's step is a fixed cost plus k nets'
     arithmetic)."""
 
-    def __init__(self, threads: int, stacked: bool, device: str) -> None:
-        self.threads, self.stacked, self.device = threads, stacked, device
+    def __init__(self, threads: int, device: str) -> None:
+        self.threads, self.device = threads, device
         self.timed: dict[tuple, dict[int, float]] = {}
 
     def seconds_per_step(self, spec: TrialSpec, k: int) -> float:
@@ -118,7 +121,7 @@ class _PackTimer:
             def block(n: int) -> float:
                 start = time.perf_counter()
                 train_members(members, data, total_steps=n,
-                              execution=Execution(device=self.device), stacked=self.stacked)
+                              execution=Execution(device=self.device), stacked=k > 1)
                 return time.perf_counter() - start
 
             block(WARMUP_STEPS)
@@ -133,7 +136,7 @@ def local_slots(space: Space, max_concurrent: int | None = None) -> int:
     return min(slots, max_concurrent) if max_concurrent else slots
 
 
-def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: int,
+def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: int | PackSizes,
              slots: int, device: str = "cpu") -> str:
     """The plan: trials per stage and arm, training steps and the estimated wall time."""
     todo = [t for t in trials if t.id not in done]
@@ -143,8 +146,9 @@ def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: i
     lines += [f"  {stage:<6} {arm:<14} {n}" for (stage, arm), n in sorted(by_arm.items())]
     if todo:
         e = estimate(space, todo, pack_size, slots, device)
+        sizes = PackSizes.of(pack_size).describe(todo)
         lines.append(
-            f"  {e.steps:,} training steps in {e.packs} packs of up to {pack_size}, {e.slots} at "
+            f"  {e.steps:,} training steps in {e.packs} packs {sizes}, {e.slots} at "
             f"a time: about {clock_text(e.wall_s)} (training {clock_text(e.training_s)} and "
             f"set-up and records {clock_text(e.overhead_s)} of CPU time, timed here; the "
             "analysis comes on top)")

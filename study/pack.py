@@ -32,13 +32,6 @@ from study.trial import Prepared, TrialRecord, finish, prepare, untrained_result
 OnEval = Callable[[TrialSpec], Callable[[dict[str, float]], None] | None]
 
 
-def default_pack_size(device: str) -> int:
-    """Members per pack when `--pack-size` is not given: 16 on a CPU (2.5-3x the one-at-a-time
-    loop for small nets, `study bench --part packed`; 64 adds little there and delays a pack
-    until more trials are ready), 64 on a GPU (small nets leave it idle at any K below that)."""
-    return 64 if device.startswith("cuda") else 16
-
-
 def pack_key(spec: TrialSpec) -> str:
     """Trials with equal keys are predicted to fit one stacked loop (from the specs alone)."""
     d = spec.dense
@@ -62,8 +55,10 @@ SHORT_STEPS = 600
 MLP trials lasts a few seconds on a CPU core, about as long as a Ray worker takes to start."""
 
 
-def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[TrialSpec]:
-    """Up to `size` ready trials (parents done), in order: the first ready trial and up to
+def next_pack(pending: list[TrialSpec], done: set[str],
+              size: int | Callable[[TrialSpec], int]) -> list[TrialSpec]:
+    """Up to `size` ready trials (parents done; `size` may be a function of the first ready
+    trial: `study.packing.PackSizes`), in order: the first ready trial and up to
     `size` - 1 more with its key; then, while the pack is short (at most `size` x
     `SHORT_STEPS` member-steps in all), further whole groups of ready trials of other keys
     that fit; [] when none is ready. `run_pack` trains each group as its own stacked loop, one
@@ -78,6 +73,7 @@ def next_pack(pending: list[TrialSpec], done: set[str], size: int) -> list[Trial
     if not groups:
         return []
     first, *others = groups.values()
+    size = size(first[0]) if callable(size) else size
     pack = first[:size]
     work = sum(budget(s) for s in pack)
     for group in others:
@@ -153,12 +149,12 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
         else:
             scoped = _Scoped(checkpointer, ids) if checkpointer is not None else None
             members = [p.member(on_eval(p.spec) if on_eval else None) for p in group]
-            with clock("train"):
+            with clock("train"):  # a group of one: the plain module, faster than a stack of 1
                 results = train_members(members, first.ctx.data,
                                         total_steps=first.setup.total_steps,
                                         start_step=first.setup.start_step,
                                         checkpointer=scoped, execution=execution,
-                                        stacked=stacked)
+                                        stacked=stacked and len(members) > 1)
         with clock("save"):
             for prepared, result in zip(group, results):
                 out[prepared.spec.id] = finish(prepared, result, execution, tags)

@@ -17,6 +17,7 @@ import torch
 
 from study.execution import Execution
 from study.pack import next_pack, run_pack
+from study.packing import PackSizes
 from study.phases import clock
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
@@ -136,7 +137,7 @@ def done_and_pending(tracker: Tracker, trials: list[TrialSpec],
 def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: Tracker,
                    execution: Execution | None = None,
                    echo: Callable[[str], object] | None = print,
-                   isolate: bool = True, pack_size: int = 1) -> dict[str, int]:
+                   isolate: bool = True, pack_size: int | PackSizes = 1) -> dict[str, int]:
     """Run the trials not yet done, upstream first, in packs of up to `pack_size` ready trials
     (`study.pack`; 1: each trial alone, as a plain module); returns counts per outcome.
     `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
@@ -172,7 +173,7 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
             for spec in group:
                 line.started(spec.id)
             try:
-                outcomes = worker.run(group, launch, pack_size > 1)
+                outcomes = worker.run(group, launch, len(group) > 1)
             except WorkerDied as err:  # the pack's process died: each unrecorded member failed
                 outcomes = {s.id: err for s in group}
                 for spec in group:

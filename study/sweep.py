@@ -27,6 +27,7 @@ from ray.tune.search import Searcher
 
 from study.execution import Execution
 from study.pack import next_pack
+from study.packing import PackSizes
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
 from study.runner import (
@@ -51,7 +52,7 @@ class DependencySearcher(Searcher):
 
     def __init__(self, trials: list[TrialSpec], done: set[str],
                  on_change: Callable[[DependencySearcher], None] | None = None,
-                 pack_size: int = 1) -> None:
+                 pack_size: int | PackSizes = 1) -> None:
         super().__init__()
         self.pending, self.pack_size = list(trials), pack_size
         self.done, self.failed, self.running = set(done), set(), {}
@@ -121,7 +122,7 @@ class TuneCheckpointer(Checkpointer):
 def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpec],
                    execution: Execution, threads: int, faults: Path, stall_seconds: float,
                    checkpoint_every: int | None = None, checkpoint_seconds: float = 60.0,
-                   pack_size: int = 1):
+                   stacked: bool = False):
     """The Tune function trainable: `run_tune_pack` on the pack whose ids the searcher
     suggests. The specs ride in the trainable, shipped once per worker: in a trial's config,
     Tune would copy each into its experiment state, which it rewrites throughout the sweep
@@ -137,7 +138,7 @@ def make_trainable(experiment: str, uri: str, launch: str, trials: list[TrialSpe
               "execution": dataclasses.asdict(execution), "threads": threads,
               "faults": str(faults), "stall_seconds": stall_seconds,
               "checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds,
-              "stacked": pack_size > 1}
+              "stacked": stacked}
 
     def trainable(config: dict) -> None:
         from study.sweep import run_tune_pack  # torch and MLflow: on the first pack only
@@ -308,7 +309,7 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
               address: str | None = None, max_concurrent: int | None = None,
               execution: Execution | None = None,
               echo: Callable[[str], object] | None = print,
-              pack_size: int = 1) -> dict[str, int]:
+              pack_size: int | PackSizes = 1) -> dict[str, int]:
     """Schedule every trial not yet done, in packs of up to `pack_size` (`study.pack`; a Tune
     trial is a pack, with the space's resources); returns counts of trials done and failed.
     `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
@@ -338,7 +339,8 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     faults = storage / "faults"  # where trial processes leave what killed them
     trainable = make_trainable(space.name, tracker.uri, launch, todo, execution,
                                threads_for(space), faults, space.stall_seconds,
-                               space.checkpoint_every, space.checkpoint_seconds, pack_size)
+                               space.checkpoint_every, space.checkpoint_seconds,
+                               PackSizes.of(pack_size).most(todo) > 1)
     failures = RecordFailures(space.name, tracker.uri, launch, todo, faults, execution)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),

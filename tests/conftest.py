@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -11,6 +12,8 @@ import study  # noqa: F401  (MLflow telemetry off before any test module imports
 # Every MLflow server a test starts inherits this: MLflow 3's GenAI job runner (a pool of
 # workers, ~1 GB, slow to start on 2 busy cores) is of no use to the study's runs.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+# Pack-size calibrations (`study.packing`) of this session's nets, not the user's cache.
+os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-cache-")
 
 
 @pytest.fixture

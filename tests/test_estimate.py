@@ -45,7 +45,7 @@ def test_the_estimate_prices_each_predicted_pack_and_shares_them_among_the_slots
 def test_interpolation_between_timed_pack_sizes_is_linear_in_k(smoke, monkeypatch):
     space, trials = smoke
     monkeypatch.setattr(est._PackTimer, "_time", lambda self, spec, k: 1.0 + 2.0 * k)
-    timer = est._PackTimer(1, True, "cpu")
+    timer = est._PackTimer(1, "cpu")
     assert timer.seconds_per_step(trials[0], 9) == 19.0
     assert timer.seconds_per_step(trials[0], 5) == 11.0
     assert timer.seconds_per_step(trials[0], 12) == 25.0  # beyond the largest: timed
@@ -63,6 +63,6 @@ def test_a_pack_is_timed_on_the_real_loop_with_its_members(smoke, monkeypatch):
 
     monkeypatch.setattr(est, "train_members", spy)
     dense = next(t for t in trials if t.arm == "dense")
-    seconds = est._PackTimer(1, True, "cpu")._time(dense, 8)
+    seconds = est._PackTimer(1, "cpu")._time(dense, 8)
     assert 0 < seconds < 10
     assert seen == [(8, est.WARMUP_STEPS, True)] + [(8, est.CALIBRATION_STEPS, True)] * 2
