@@ -17,7 +17,7 @@ from study.bench.efficiency import bare_rates, plan_efficiency, solo_bare_rate
 from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
 from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
 from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
-from study.bench.packed import PackedCase, bench_packed, matmul_limit
+from study.bench.packed import PackedCase, bench_packed, linear_only, matmul_limit
 from study.bench.report import ratios_figure, speed_figure, verdict
 from study.bench.sparse import csr_copy, masked_copy, structured_copy
 from study.bench.timing import torch_threads
@@ -30,6 +30,7 @@ from study.bench.trainer import (
 )
 from study.cli import app
 from study.models import build_model, count
+from study.packing import Net, best_pack_size
 from study.space import Space, load_space
 from study.specs import TrainSpec
 
@@ -62,13 +63,19 @@ def _tiny_config(**overrides) -> BenchConfig:
 @pytest.mark.timeout(120)
 def test_packed_rows_time_packs_of_k_against_the_solo_bare_loop():
     rows = bench_packed(TINY_PACKED)
-    assert [r["k"] for r in rows] == [1, 4]
+    chosen = best_pack_size(Net("mlp", (40,), 10, 1.0, (16,), TINY_PACKED.train))
+    ks = sorted({1, 4} | {chosen})
+    assert [(r["k"], r["stacked"]) for r in rows] == [(1, False)] + [(k, True) for k in ks]
+    (default,) = [r for r in rows if r["default"]]  # the size a sweep picks, timed beside
+    assert (default["k"], default["stacked"]) == (chosen, chosen > 1)
     for row in rows:
         assert {"model", "k", "samples_per_s", "ratio_vs_solo_bare",
                 "share_of_matmul_limit"} <= set(row)
         assert row["model"] == "tiny-mlp" and row["samples_per_s"] > 0
         assert row["ratio_vs_solo_bare"] > 0 and 0 < row["share_of_matmul_limit"] < 1
     assert matmul_limit() > 1e8  # any CPU does 0.1 GFLOP/s
+    conv = PackedCase("conv", "conv4", (3, 32, 32), TINY_PACKED.train, 1, 1)
+    assert linear_only(TINY_PACKED) and not linear_only(conv)  # no matmul bound for convs
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -244,7 +251,8 @@ def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
     assert saved["ratios"]["options/tiny-mlp/bf16"] > 0
     assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
     assert saved["ratios"]["packed/tiny-mlp/k4"] > 0
-    assert [row["k"] for row in saved["packed"]] == [1, 4]
+    assert saved["ratios"]["packed/default/tiny-mlp"] > 0
+    assert [row["k"] for row in saved["packed"]][:3] == [1, 1, 4]
     for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     speed = speed_figure(results["inference"])

@@ -1,6 +1,7 @@
-"""Sweep efficiency: training steps saved by sharing upstream work and, for a finished sweep in
-a store, its wall time against the critical path and its training samples per second per core
-against the solo bare loop's (packing is what lifts that above 1).
+"""Sweep efficiency: training steps saved by sharing upstream work; where a pack's time goes
+(`pack_profile`: a slice of the space run here, ms per trial in each phase of `study.phases`);
+and, for a finished sweep in a store, its wall time against the critical path and its training
+samples per second per core against the solo bare loop's (packing is what lifts that above 1).
 
 A naive per-arm pipeline (one script per arm and round, as the papers' public code is run)
 retrains the dense net and the chain up to its round for every trial; the sweep trains each
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import os
+import tempfile
+import time
 
 from study.bench.timing import timed, torch_threads
 from study.bench.trainer import bare_loop, synthetic_splits
@@ -88,8 +91,42 @@ def bare_rates(trials: list[TrialSpec], runs: dict[str, dict]) -> dict[str, floa
     return rates
 
 
+def pack_profile(space_name: str, select: tuple[str, ...] = (), echo=print) -> dict:
+    """Run the trials `select` picks from the space (and their parents) in this process, in
+    packs of the default size, into a fresh SQLite store; ms per trial in each phase, and the
+    set-up and records (everything but training and evaluation) per trial."""
+    from study.packing import PackSizes
+    from study.phases import PHASES, clock
+    from study.plan import threads_for
+    from study.runner import run_sequential
+    from study.space import load_space
+    from study.space import select as select_trials
+    from study.tracking import Tracker
+
+    space, source = load_space(space_name)
+    trials = select_trials(space.expand(), list(select))
+    with tempfile.TemporaryDirectory(prefix="study-profile-") as folder, \
+            torch_threads(threads_for(space)):
+        tracker = Tracker(space.name, f"sqlite:///{folder}/mlflow.db")
+        clock.reset()
+        start = time.perf_counter()
+        run_sequential(space, source, trials, tracker, echo=None, isolate=False,
+                       pack_size=PackSizes(None, "cpu", threads_for(space)))
+        wall = time.perf_counter() - start
+        seconds = clock.reset()
+    per_trial = {p: 1000 * seconds[p] / len(trials) for p in PHASES}
+    per_trial["other"] = 1000 * (wall - sum(seconds.values())) / len(trials)
+    setup = sum(v for p, v in per_trial.items() if p not in ("train", "evaluate"))
+    echo(f"  pack profile: {len(trials)} trials of {space_name} ({' '.join(select) or 'all'}) "
+         f"in {wall:.1f}s, ms per trial: " + ", ".join(f"{p} {v:.1f}" for p, v in
+                                                     per_trial.items())
+         + f"; set-up and records {setup:.1f} ms")
+    return {"trials": len(trials), "select": list(select), "wall_s": wall,
+            "ms_per_trial": per_trial, "setup_and_records_ms_per_trial": setup}
+
+
 def sweep_efficiency(space_name: str = "quickstart", tracking_uri: str | None = None,
-                     echo=print) -> dict:
+                     echo=print, profile_select: tuple[str, ...] = ()) -> dict:
     from study.space import load_space
 
     space, _ = load_space(space_name)
@@ -97,6 +134,7 @@ def sweep_efficiency(space_name: str = "quickstart", tracking_uri: str | None = 
     out = {"space": space_name, **plan_efficiency(trials), "critical_path": None}
     echo(f"  efficiency: {space_name} trains {out['unique_steps']:,} unique steps; a naive "
          f"per-arm pipeline {out['naive_steps']:,} ({out['naive_over_unique']:.2f}x)")
+    out["profile"] = pack_profile(space_name, profile_select, echo)
     if tracking_uri:
         _recorded(out, trials, space.name, tracking_uri, echo)
     return out

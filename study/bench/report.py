@@ -24,7 +24,9 @@ TARGETS = {  # key prefix -> (comparison, threshold)
     "orchestration/parallel_span_speedup": (">=", 1.8),
     "packed/mlp-mnist1d/k16": (">=", 2.5),  # packs of the quickstart's MLP over solo bare
     "packed/mlp-mnist1d/k64": (">=", 3.0),
+    "packed/default/": (">=", 1.0),  # each net at the pack size a sweep picks for it here
     "efficiency/training_over_solo_bare": (">=", 1.5),  # a finished quickstart, idle machine
+    "efficiency/setup_and_records_ms_per_trial": ("<=", 30.0),  # the pack profile
 }
 
 
@@ -42,8 +44,11 @@ def ratio_keys(trainer: list[str], models: list[str], batches: list[int],
     keys += [f"inference/{m}/b{b}/{method}/{round(s * 100)}" for m in models for b in batches
              for method in METHODS for s in sparsities]
     keys += ["efficiency/naive_over_unique_steps", "efficiency/wall_over_critical_path",
-             "efficiency/wall_over_lower_bound", "efficiency/training_over_solo_bare"]
+             "efficiency/wall_over_lower_bound", "efficiency/training_over_solo_bare",
+             "efficiency/setup_and_records_ms_per_trial"]
     keys += [f"packed/{model}/k{k}" for model, k in packed]
+    keys += [f"packed/{model}/solo" for model in dict.fromkeys(m for m, _ in packed)]
+    keys += [f"packed/default/{model}" for model in dict.fromkeys(m for m, _ in packed)]
     return keys
 
 
@@ -78,10 +83,16 @@ def collect_ratios(results: dict, keys: list[str]) -> dict[str, float | None]:
         for name in ("wall_over_critical_path", "wall_over_lower_bound"):
             if path.get(name) is not None:
                 found[f"efficiency/{name}"] = path[name]
+        if eff.get("profile"):
+            found["efficiency/setup_and_records_ms_per_trial"] = (
+                eff["profile"]["setup_and_records_ms_per_trial"])
         if (eff.get("training") or {}).get("efficiency") is not None:
             found["efficiency/training_over_solo_bare"] = eff["training"]["efficiency"]
     for row in results.get("packed") or []:
-        found[f"packed/{row['model']}/k{row['k']}"] = row["ratio_vs_solo_bare"]
+        name = f"k{row['k']}" if row["stacked"] else "solo"
+        found[f"packed/{row['model']}/{name}"] = row["ratio_vs_solo_bare"]
+        if row["default"]:
+            found[f"packed/default/{row['model']}"] = row["ratio_vs_solo_bare"]
     return {k: found.get(k) for k in keys}
 
 

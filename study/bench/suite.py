@@ -43,6 +43,8 @@ class BenchConfig:
     inference_reps: int = 9
     space: str = "quickstart"
     """Space whose plan the efficiency part counts."""
+    profile_select: tuple[str, ...] = ()
+    """The trials of `space` (with their parents) whose packs the efficiency part profiles."""
     tracking_uri: str | None = None
     """A store holding a finished run of `space`: adds wall time against the critical path."""
     packed: list[PackedCase] = field(default_factory=list)
@@ -53,6 +55,9 @@ class BenchConfig:
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
         sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2) if quick else {}
+        if overrides.get("space", "quickstart") == "quickstart":  # one width's chains: ~30 s
+            sizes["profile_select"] = ("seed=0", "model.width=0.5", *(
+                ("train.lr=0.1",) if quick else ()))
         trainer = trainer_cases(quick)
         device = overrides.get("device", "cpu")
         return cls(quick=quick, trainer=trainer, options=option_cases(trainer, quick, device),
@@ -113,7 +118,8 @@ PARTS: dict[str, Callable[[BenchConfig, Callable[[str], object]], object]] = {
                                                          echo=echo),
     "inference": lambda c, echo: run_inference(c.inference, list(c.sparsities), list(c.batches),
                                                c.inference_reps, echo),
-    "efficiency": lambda c, echo: sweep_efficiency(c.space, c.tracking_uri, echo),
+    "efficiency": lambda c, echo: sweep_efficiency(c.space, c.tracking_uri, echo,
+                                                   c.profile_select),
     "packed": lambda c, echo: run_packed(c.packed, c.device, echo),
 }
 """Every part of the benchmark by name, in the order `study bench` runs them."""
