@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import mlflow
 import torch
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -309,30 +311,41 @@ class Tracker:
             for (spec, _), (run_id, uri) in zip(new, made):
                 runs[spec.id] = TrialRun(self, spec, run_id, artifact_uri=uri)
             return runs
-        for spec, rows in new:
+        def create(spec: TrialSpec, rows: RunRows) -> TrialRun:
             info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
                             tags=rows.tags).info
             retrying(self.client.log_batch, info.run_id, metrics=rows.metrics,
                      params=rows.params)
-            runs[spec.id] = TrialRun(self, spec, info.run_id, artifact_uri=info.artifact_uri)
+            return TrialRun(self, spec, info.run_id, artifact_uri=info.artifact_uri)
+
+        with _calls(len(new)) as pool:  # a server: the members' requests side by side
+            made = list(pool.map(lambda pair: create(*pair), new))
+        runs.update({run.spec.id: run for run in made})
         return runs
 
     def finish_pack(self, done: list[tuple[TrialRun, TrialRecord]]) -> None:
         """End every (run, record) of a pack FINISHED: each run's artifacts written first, then
         its records; in a database store all of them in one transaction (a killed process
         leaves all or none). On error the runs not finished end FAILED and the error is raised."""
-        open_runs = [run for run, _ in done]
+        open_runs = {run.run_id: run for run, _ in done}
         try:
             rows = [run.closing(record) for run, record in done]
-            if self.batch is not None:
-                with clock("record"):
+            with clock("record"):
+                if self.batch is not None:
                     retrying(self.batch.finish, rows, _now())
-                open_runs = []
-            for run, run_rows in zip(list(open_runs), rows):
-                run.commit(run_rows)
-                open_runs.remove(run)
+                    return
+                with _calls(len(rows)) as pool:  # a server: the members' requests side by side
+                    futures = [pool.submit(open_runs[r.run_id].commit, r) for r in rows]
+                    errors = []
+                    for future in futures:
+                        try:
+                            del open_runs[future.result()]
+                        except Exception as err:  # the others still finish
+                            errors.append(err)
+                if errors:
+                    raise errors[0]
         except BaseException as err:
-            for run in open_runs:
+            for run in open_runs.values():
                 run.fail(f"recording failed: {type(err).__name__}: {err}")
             raise
 
@@ -479,23 +492,28 @@ class TrialRun:
                 local.mkdir(parents=True, exist_ok=True)
                 for n, b in files.items():
                     (local / n).write_bytes(b)
-        if local is None:
-            with clock("record"), tempfile.TemporaryDirectory() as tmp:
-                for n, b in files.items():
-                    (Path(tmp) / n).write_bytes(b)
-                retrying(self.tracker.client.log_artifacts, self.run_id, tmp)
+        self.uploads = {} if local is not None else files  # what `commit` sends to a server
+        self.artifact_uri = where
         return RunRows(self.run_id, tags, params, rows)
 
-    def commit(self, rows: RunRows) -> None:
-        """Write `rows` through MLflow's calls and end the run FINISHED (a tracking server)."""
+    def commit(self, rows: RunRows) -> str:
+        """Upload the artifacts `closing` left for a server, write `rows` through MLflow's
+        calls and end the run FINISHED; its id. A request each, none to spare (MLflow's
+        `log_artifacts` and `set_terminated` would each ask for the run first)."""
         client = self.tracker.client
-        with clock("record"):
-            metrics, params = rows.metrics, rows.params
-            for i in range(0, max(len(metrics), len(params), 1), 100):  # MLflow: 100 params
-                retrying(client.log_batch, self.run_id, metrics=metrics[i : i + 100],
-                         params=params[i : i + 100],
-                         tags=[RunTag(k, v) for k, v in rows.tags.items()] if i == 0 else ())
-            retrying(client.set_terminated, self.run_id, RunStatus.to_string(RunStatus.FINISHED))
+        if self.uploads:
+            repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.tracker.uri)
+            with tempfile.TemporaryDirectory() as tmp:
+                for n, b in self.uploads.items():
+                    (Path(tmp) / n).write_bytes(b)
+                retrying(repo.log_artifacts, tmp)
+        metrics, params = rows.metrics, rows.params
+        for i in range(0, max(len(metrics), len(params), 1), 100):  # MLflow: 100 params a call
+            retrying(client.log_batch, self.run_id, metrics=metrics[i : i + 100],
+                     params=params[i : i + 100],
+                     tags=[RunTag(k, v) for k, v in rows.tags.items()] if i == 0 else ())
+        _end(client, self.run_id, RunStatus.FINISHED)
+        return self.run_id
 
     def fail(self, reason: str) -> None:
         """End the run FAILED, `reason` in the tag `study.failure`: never counted as done; the
@@ -505,7 +523,21 @@ class TrialRun:
             self._flush()
         retrying(client.log_batch, self.run_id, tags=[
             RunTag("study.outcome", "failed"), RunTag("study.failure", reason[:4900])])
-        retrying(client.set_terminated, self.run_id, "FAILED")
+        _end(client, self.run_id, RunStatus.FAILED)
+
+
+def _end(client: MlflowClient, run_id: str, status: int) -> None:
+    """End a run (`set_terminated` without the two requests it spends printing its URL)."""
+    retrying(client._tracking_client.store.update_run_info, run_id, run_status=status,
+             end_time=_now(), run_name=None)
+
+
+@contextlib.contextmanager
+def _calls(n: int):
+    """Up to 8 threads for n runs' requests to a tracking server: each waits mostly on the
+    server, whose workers take them side by side."""
+    with ThreadPoolExecutor(max(1, min(8, n))) as pool:
+        yield pool
 
 
 def _reusable(runs: list) -> dict[str, object]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -20,6 +23,24 @@ os.environ["STUDY_CACHE_DIR"] = tempfile.mkdtemp(prefix="study-cache-")
 def store(tmp_path):
     """A fresh SQLite MLflow store in tmp_path; returns its URI."""
     return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root."""
+    from servers import free_port, wait_until_up
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    wait_until_up(uri)
+    yield uri
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

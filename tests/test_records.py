@@ -78,3 +78,13 @@ def test_a_batched_pack_holds_what_mlflows_calls_write(tmp_path, monkeypatch):
     assert first["history"]["val_acc"] == [(10, 0.25), (20, 0.5), (30, 0.75), (40, 1.0)]
     assert first["latest"]["val_acc"] == 1.0 and first["latest"]["seed"] == 0
     assert first["files"] == ["spec.json"]
+
+
+@pytest.mark.timeout(300)
+def test_a_pack_recorded_on_a_tracking_server_holds_the_same(tmp_path, tracking_server):
+    """The server's path (the members' requests side by side, artifacts uploaded before each
+    run ends) leaves what the database store's one transaction leaves."""
+    local = f"sqlite:///{tmp_path / 'local' / 'mlflow.db'}"
+    _record_pack(local, True)
+    _record_pack(tracking_server, False)
+    assert _read(tracking_server) == _read(local)

@@ -137,24 +137,6 @@ def test_two_node_cluster_on_loopback_shares_artifacts(tmp_path):
         _expected_ids(["--select", "granularity=structured"]))
 
 
-@pytest.fixture
-def tracking_server(tmp_path):
-    """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root."""
-    from servers import free_port, wait_until_up
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    wait_until_up(uri)
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
-
-
 def test_sweep_logs_to_a_remote_tracking_server(tracking_server, ray_local):
     select = ["--select", "granularity=structured", "--select", "round=1"]
     result = CliRunner().invoke(app, ["sweep", "smoke", *select, "--tracking-uri",

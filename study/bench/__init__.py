@@ -1,6 +1,6 @@
 """`study bench`: the study's own speed, measured against bare PyTorch, and what pruning buys.
 
-Six parts (`PARTS`), every number a ratio of things timed side by side in the same run, the
+Seven parts (`PARTS`), every number a ratio of things timed side by side in the same run, the
 training loops all timed by one helper (`timing.race`):
 
 - `trainer`: `study.train.train` against a minimal hand-written loop (samples/s), with and
@@ -13,7 +13,9 @@ training loops all timed by one helper (`timing.race`):
 - `efficiency`: steps a sweep trains against a naive per-arm pipeline, and a finished sweep's
   wall time against its critical path (read from the store by `analysis.efficiency`);
 - `packed`: packs of K stacked nets against the one-at-a-time bare loop (samples/s, and the
-  share of the measured matmul limit).
+  share of the measured matmul limit), and each net's default pack size beside them;
+- `records`: trial runs per second a local SQLite store and a loopback tracking server take
+  from 2 and 8 concurrent writers.
 """
 
 from study.bench.suite import PARTS, BenchConfig, run_bench

@@ -17,6 +17,7 @@ from study.bench.options import OptionCase, option_cases, run_options
 from study.bench.orchestration import bench_orchestration
 from study.bench.packed import PackedCase, packed_cases, run_packed
 from study.bench.profiling import cprofiled
+from study.bench.records import bench_records
 from study.bench.report import collect_ratios, intervals, ratio_keys, table, write
 from study.bench.timing import load_average, torch_threads
 from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
@@ -49,12 +50,15 @@ class BenchConfig:
     """A store holding a finished run of `space`: adds wall time against the critical path."""
     packed: list[PackedCase] = field(default_factory=list)
     """Packs of K stacked nets against the solo bare loop."""
+    record_packs: int = 4
+    """Packs of 16 runs each writer of the records part records."""
     device: str = "cpu"
     """Where the options and packed parts train (the GPU check); the others measure the CPU."""
 
     @classmethod
     def for_mode(cls, quick: bool, **overrides) -> BenchConfig:
-        sizes = dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2) if quick else {}
+        sizes = (dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2, record_packs=1)
+                 if quick else {})
         if overrides.get("space", "quickstart") == "quickstart":  # one width's chains: ~30 s
             sizes["profile_select"] = ("seed=0", "model.width=0.5", *(
                 ("train.lr=0.1",) if quick else ()))
@@ -121,5 +125,6 @@ PARTS: dict[str, Callable[[BenchConfig, Callable[[str], object]], object]] = {
     "efficiency": lambda c, echo: sweep_efficiency(c.space, c.tracking_uri, echo,
                                                    c.profile_select),
     "packed": lambda c, echo: run_packed(c.packed, c.device, echo),
+    "records": lambda c, echo: bench_records(packs=c.record_packs, echo=echo),
 }
 """Every part of the benchmark by name, in the order `study bench` runs them."""
