@@ -34,10 +34,11 @@ CALIBRATION_STEPS = 20
 WARMUP_STEPS = 5
 """Untimed steps first: a process's first steps pay for allocation and kernel selection (on a
 fresh install they made the estimate 20x too long)."""
-TRIAL_OVERHEAD_S = 0.16
+TRIAL_OVERHEAD_S = 0.03
 """CPU seconds a trial costs beyond its training steps: building its nets, reading its parents'
-artifacts, computing its mask, starting and finishing its run. Measured on the quickstart
-(1,440 trials, AMD EPYC, 2 cores: packs' wall minus their training time, per trial)."""
+artifacts, computing its mask, starting and finishing its run (0.16 before a pack's runs were
+written in one transaction each). Measured by `study bench --part efficiency`'s pack profile
+(72 quickstart trials: 27 ms a trial of set-up and records on an AMD EPYC family 26, Zen 5)."""
 STARTUP_S = 10.0
 """Starting Ray and Tune on this machine, and the first trials' imports."""
 EVAL_COST = 1 / 3

@@ -135,7 +135,8 @@ def table(ratios: dict[str, float | None], inference: list[dict],
         if key.startswith("inference/"):
             continue
         target, result = verdict(key, value, spread.get(key))
-        shown = "-" if value is None else f"{value:.3f}x"
+        unit = " ms" if key.endswith("_ms_per_trial") else "x"  # the one figure not a ratio
+        shown = "-" if value is None else f"{value:.3f}{unit}"
         low, high = spread.get(key, (None, None))
         band = f"[{low:.3f}, {high:.3f}]" if low is not None else ""
         lines.append(f"{key:<46} {shown:>7} {band:>15}  {target:<8} {result}")
