@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind", "sign_constant", "random_prune",
-        "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
+ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind", "sign_constant",
+        "random_prune", "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
 """Plot order of the arms."""
 PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
                  "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
