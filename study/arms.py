@@ -281,7 +281,8 @@ def interpolation(ctx: TrialContext) -> Setup:
 
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
-    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant, "random_prune": random_prune,
+    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant,
+    "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
     "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
 }

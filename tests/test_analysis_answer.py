@@ -160,7 +160,8 @@ def test_convergence_is_counted_per_lr_and_width(study):
     dense = table[table.arm == "dense"]
     assert (dense.runs == len(SEEDS)).all()  # a dense run counts once per plan
     words = budget.convergence_sentence(table)
-    assert "at lr 0.1, 91-100% per width" in words  # width 0.5: 32 of 35 and words.endswith("[table convergence].")
+    assert "at lr 0.1, 91-100% per width" in words  # width 0.5: 32 of 35 converged
+    assert words.endswith("[table convergence].")
 
 
 def test_the_bill_puts_the_lottery_at_its_lineages_compute(study):
