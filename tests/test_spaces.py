@@ -194,13 +194,15 @@ def _remaining(spec: TrialSpec) -> float:
 
 @pytest.mark.parametrize("name", ["quickstart", "scaling"])
 def test_the_main_spaces_are_scaling_studies(spaces, name):
-    """4+ widths spanning 8x+, 2+ lrs a decade apart, both granularities pruned below 10% /
-    20% of the weights at every width, 5+ seeds, the arms the scaling analysis compares."""
+    """4+ widths spanning 8x+, 2+ lrs 3x apart or more (the quickstart's 0.1 and 0.3: both
+    train to convergence in its budget, where 0.01 did not), both granularities pruned below
+    10% / 25% of the weights at every width (structured: global neuron ranking keeps most of
+    the narrowest net's input layer), 5+ seeds, the arms the scaling analysis compares."""
     trials = spaces[name].expand()
     widths = sorted({t.dense.model.width for t in trials})
     lrs = sorted({t.dense.train.lr for t in trials})
     assert len(widths) >= 4 and widths[-1] / widths[0] >= 8
-    assert len(lrs) >= 2 and lrs[-1] / lrs[0] >= 10
+    assert len(lrs) >= 2 and lrs[-1] / lrs[0] >= 3 - 1e-9
     assert len({t.dense.seed for t in trials}) >= 5
     assert {"reinit", "scratch_b", "finetune", "small_dense"} <= set(spaces[name].arms)
     deepest = {}
@@ -209,7 +211,7 @@ def test_the_main_spaces_are_scaling_studies(spaces, name):
             deepest.setdefault((t.dense.model.width, t.prune.granularity), t)
     assert len(deepest) == 2 * len(widths)
     for (width, granularity), spec in deepest.items():
-        limit = 0.10 if granularity == "unstructured" else 0.20
+        limit = 0.10 if granularity == "unstructured" else 0.25
         assert _remaining(spec) < limit, (width, granularity)
 
 
