@@ -104,7 +104,8 @@ def figure(table: pd.DataFrame) -> plt.Figure | str:
     rows = facets(table, facet_keys(table, "granularity", PLAN_KEYS))
     cols = facets(table, facet_keys(table, "lr", [*REGIME_KEYS, "dataset", "model"]))
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey="row",
-                             figsize=(4.2 * len(cols), 3.4 * len(rows)))
+                             figsize=(4.2 * len(cols), 3.9 * len(rows)))
+    fig.subplots_adjust(hspace=0.45)
     for i, (plan, by_plan) in enumerate(rows):
         for j, (regime, _) in enumerate(cols):
             ax = axes[i][j]
