@@ -38,9 +38,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def render(chrome: str, url: str, png: Path, size: str = "1800,1100", wait_ms: int = 20000
+def render(chrome: str, url: str, png: Path, size: str = "1800,1100", wait_ms: int = 40000
            ) -> str:
-    """Screenshot `url` into `png` and return its DOM after the page's scripts ran."""
+    """Screenshot `url` into `png` and return its DOM after the page's scripts ran for
+    `wait_ms` of virtual time (charts of curves need ~40 s on a busy 2-core machine)."""
     def chrome_at(profile: str, *what: str) -> list[str]:
         return [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                 f"--user-data-dir={profile}", f"--window-size={size}",
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--space", help="one study (default: every study in the store)")
     parser.add_argument("--out", type=Path, default=Path("out/ui"))
+    parser.add_argument("--views", nargs="*", help="only these view keys (study-trials, ...)")
+    parser.add_argument("--wait", type=int, default=40, help="seconds of page time per page")
     args = parser.parse_args(argv)
     chrome = browser()
     if chrome is None:
@@ -95,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, url in enumerate(urls):
             key = re.search(r"viewStateShareKey=([\w-]+)", url)
             name = f"{i}-{key.group(1) if key else 'experiments'}"
-            dom = render(chrome, url, args.out / f"{name}.png")
+            if args.views is not None and (key is None or key.group(1) not in args.views):
+                continue
+            dom = render(chrome, url, args.out / f"{name}.png", wait_ms=args.wait * 1000)
             (args.out / f"{name}.html").write_text(dom)
             print(f"{url}\n  -> {args.out / name}.png")
     finally:
