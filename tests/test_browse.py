@@ -229,7 +229,12 @@ def test_the_printed_link_opens_the_runs_table_in_chromium(tmp_path):
     """scripts/ui_screenshots.py in headless Chromium, a fresh profile: the trials view opens
     in the model-training view with the study's columns, the launch run filtered out."""
     store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    _, runs = _study(store)
+    result = CliRunner().invoke(app, ["run", "smoke", "--select", "arm=reinit",
+                                      "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+                              browse.TRIALS)
     out = tmp_path / "shots"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "ui_screenshots.py"),
                            "--tracking-uri", store, "--out", str(out), "--views",
