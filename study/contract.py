@@ -9,7 +9,11 @@ runs are paged out of a store.
   model-training view, not its GenAI one) and described by the space file's docstring. One run
   per trial, top level (so every table, filter and chart shows the trials at once), naming the
   launch that ran it by the tag `study.launch`; a launch run (`study.stage` = "launch") per
-  launch, with the space file attached.
+  launch, with the space file attached. Trial runs carry their arm's colour (`mlflow.runColor`,
+  `study.browse.arm_color`); the experiment, the study's saved views of its runs table
+  (`mlflow.sharedViewState.*`, written by `study ui`). Artifacts of a SQLite store live in the
+  `artifacts/` folder beside it; a store moved or copied is pointed there when opened
+  (`relocate`).
 - A trial's run is live: `Tracker.start` creates it RUNNING when the trial starts, `log_eval`
   writes the curve points as the trial evaluates (batched, at most every `STUDY_LIVE_SECONDS`,
   5 s by default, each point stamped with its evaluation's time), `finish` writes the
