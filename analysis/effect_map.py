@@ -22,10 +22,12 @@ from analysis.style import PLAN_KEYS, REGIME_KEYS, count_label, describe, facet_
 COMPARISON = "lottery vs reinit"
 
 
-def cells(verdicts: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The lottery − reinit rows of pruned rounds, with `nonzero_weights` (the lottery arm's
-    mean) and `effect` (the Holm-corrected verdict favours lottery)."""
-    rows = verdicts[(verdicts.comparison == COMPARISON) & (verdicts["round"] > 0)]
+def cells(verdicts: pd.DataFrame, frame: pd.DataFrame,
+          comparison: str = COMPARISON) -> pd.DataFrame:
+    """The `comparison` rows (default lottery − reinit) of pruned rounds, with
+    `nonzero_weights` (the lottery arm's mean) and `effect` (the Holm-corrected verdict
+    favours lottery)."""
+    rows = verdicts[(verdicts.comparison == comparison) & (verdicts["round"] > 0)]
     size = frame[frame.arm == "lottery"].groupby(CONDITION, dropna=False).nonzero_weights.mean()
     rows = rows.merge(size.reset_index(), on=CONDITION, how="left")
     return rows.assign(effect=rows.verdict == "effect: lottery better")
