@@ -314,8 +314,10 @@ def ui(space: Annotated[str | None, typer.Argument(
 
     uri = tracking_uri or default_uri()
     server = uri.startswith(("http://", "https://"))
-    if server and unreachable(uri) is not None:
-        raise fail(f"--tracking-uri {uri}: tracking server unreachable ({unreachable(uri)})")
+    down = unreachable(uri)
+    if down is not None:
+        raise fail(f"--tracking-uri {uri}: tracking server unreachable ({down}); start it "
+                   "(scripts/tracking_server.sh) or fix --tracking-uri")
     if not store_exists(uri):
         raise fail(f"--tracking-uri {uri}: no tracking store there; run `study run` or "
                    "`study sweep` first, or point --tracking-uri at a store")

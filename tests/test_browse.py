@@ -61,6 +61,9 @@ def test_ui_refuses_a_missing_store_and_a_busy_port(tmp_path, store):
         port = busy.getsockname()[1]
         result = CliRunner().invoke(app, ["ui", "--tracking-uri", store, "--port", str(port)])
     assert result.exit_code == 2 and f"--port {port}" in result.output
+    down = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["ui", "--tracking-uri", down])
+    assert result.exit_code == 2 and "tracking server unreachable" in result.output
 
 
 def _study(store: str, name: str = "browse") -> tuple[Tracker, list]:
