@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from study.contract import KIND, KIND_TAG, LAUNCH_STAGE, STAGE, search_all, tag
@@ -150,6 +149,11 @@ def links(base: str, experiments: list) -> list[str]:
     return lines
 
 
+QUIET = ("ignore::DeprecationWarning", "ignore:starlette.middleware.wsgi is deprecated")
+"""Warnings MLflow's server raises at start about its own imports (Starlette's is a
+UserWarning): nothing a user of the UI can act on."""
+
+
 def server_command(python: str, uri: str, host: str, port: int,
                    artifact_root: str | None) -> list[str]:
     """`mlflow ui` on one worker, the registry in the same store (no notice about it), and no
@@ -171,23 +175,15 @@ def server_env() -> dict[str, str]:
     return env
 
 
-QUIET = ("ignore::DeprecationWarning", "ignore:starlette.middleware.wsgi is deprecated")
-"""Warnings MLflow's server raises at start about its own imports (Starlette's is a
-UserWarning): nothing a user of the UI can act on."""
-
-
 class _Stop(Exception):
     """SIGTERM arrived: stop the server as Ctrl-C would."""
 
 
-def serve(command: list[str], env: dict[str, str], grace: float = 20.0,
-          on_start: Callable[[int], object] | None = None) -> int:
+def serve(command: list[str], env: dict[str, str], grace: float = 20.0) -> int:
     """Run the server in a session of its own until it ends, Ctrl-C or SIGTERM; then stop the
     whole session (server and workers) and wait until none of it is left. Its exit code, or 0
     when stopped."""
     server = subprocess.Popen(command, start_new_session=True, env=env)
-    if on_start is not None:
-        on_start(server.pid)
 
     def stop(_signum, _frame):
         raise _Stop
