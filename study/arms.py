@@ -112,6 +112,8 @@ def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
 
 
 def dense(ctx: TrialContext) -> Setup:
+    """The big net trained from its seeded θ0 for the dense budget T: the reference every arm is
+    compared to, and the source of round 1's mask."""
     model = ctx.init_big(ctx.spec.dense.seed)
     return _setup(ctx, model, None,
                   artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
@@ -137,6 +139,8 @@ def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Ten
 
 
 def reinit(ctx: TrialContext) -> Setup:
+    """Scratch-E (Liu et al. 2019; LTH's random-reinitialization control): the round's pruned
+    architecture from a fresh random init, trained for the dense budget T."""
     return _fresh(ctx)
 
 

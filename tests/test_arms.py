@@ -277,6 +277,23 @@ def test_every_arm_a_spec_can_name_has_its_setup():
     assert set(ARMS) == set(ARM_SETUPS)
 
 
+def test_every_arms_run_description_says_what_the_arm_is():
+    """A run's description carries its arm's docstring (the one place an arm is described):
+    one trial per arm, from the shipped spaces."""
+    from study.space import load_space, space_files
+    from study.tracking import describe
+
+    first = {}
+    for name in space_files():
+        for spec in load_space(name)[0].expand():
+            first.setdefault(spec.arm, spec)
+    assert set(first) == set(ARMS)
+    for arm, spec in first.items():
+        words = " ".join((ARM_SETUPS[arm].__doc__ or "").split("\n\n")[0].split())
+        assert len(words) > 40, f"{arm}: no docstring saying what the arm is"
+        assert words in describe(spec), arm
+
+
 @pytest.mark.timeout(300)
 def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains):
     """One budget rule (`study.arms.steps`): the sweep's plan shows the steps each arm really
