@@ -88,7 +88,7 @@ def test_a_space_in_the_working_directory_wins_over_the_shipped_one(tmp_path, mo
     own = tmp_path / "search_spaces"
     own.mkdir()
     smoke = (ROOT / "search_spaces" / "smoke.py").read_text()
-    (own / "quickstart.py").write_text(smoke)  # a user's quickstart: smoke's 33 trials
+    (own / "quickstart.py").write_text(smoke)  # a user's quickstart: smoke's 29 trials
     (own / "mine.py").write_text(smoke.replace('name="smoke"', 'name="mine"'))
     (own / "_shared.py").write_text("LR = 0.1\n")  # a helper module, not a space
     (own / "broken.py").write_text('"""Half written."""\nspace = Space(\n')
