@@ -95,7 +95,7 @@ def test_a_space_in_the_working_directory_wins_over_the_shipped_one(tmp_path, mo
     monkeypatch.chdir(tmp_path)
 
     space, source = load_space("quickstart")
-    assert (space.name, len(space.expand()), source) == ("smoke", 33, smoke)
+    assert (space.name, len(space.expand()), source) == ("smoke", 29, smoke)
     assert load_space("lr_regimes")[0].name == "lr_regimes"  # not overridden: the shipped one
     assert list(space_files()) == sorted(_repo_spaces() | {"mine", "broken"})
     result = CliRunner().invoke(app, ["spaces"])
