@@ -24,6 +24,7 @@ from study.contract import (
     STAGES,
     TUNING,
     default_uri,
+    relocate,
     search_all,
     store_exists,
     unreachable,
@@ -32,8 +33,9 @@ from study.contract import (
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
            "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val",
-           "pruned_val_acc", "pruned_test_acc")
-INTS = ("round", "seed", "warmup", "rewind_step")
+           "pruned_val_acc", "pruned_test_acc", "best_val_step", "converged", "train_flops",
+           "upstream_train_flops", "cumulative_train_flops")
+INTS = ("round", "seed", "warmup", "rewind_step", "steps")
 FLOATS = ("width", "lr")
 
 
@@ -51,6 +53,7 @@ def resolve_uri(tracking_uri: str | None) -> str:
     err = unreachable(uri)
     if err is not None:
         raise AnalysisError(f"tracking server {uri} is unreachable ({err})")
+    relocate(uri)  # a study folder moved or copied: read and log its own artifacts
     return uri
 
 
@@ -108,6 +111,8 @@ def _row(run) -> dict:
         raise AnalysisError(f"run {run.info.run_id}: tag {STAGE!r} is {tags[STAGE]!r}; "
                             f"expected one of {', '.join(STAGES)}")
     row = {k.removeprefix(PREFIX): tags.get(k) for k in REQUIRED + OPTIONAL}
+    if row["steps"] is None:  # recorded before budget checks: one budget, unknown
+        row["steps"] = "0"
     if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP
         row["retrain"] = "none" if tags[PREFIX + "granularity"] == "none" else "rewind"
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})

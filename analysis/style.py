@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
-        "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
+ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind", "sign_constant",
+        "random_prune", "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
 """Plot order of the arms."""
 PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
                  "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
@@ -25,12 +25,14 @@ compared most (lottery, reinit, Scratch-B, fine-tuned, small dense) get the most
 the dense reference grey."""
 LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
           "reinit": "reinit (Scratch-E)", "scratch_b": "Scratch-B", "finetune": "fine-tuned",
+          "lr_rewind": "lr rewinding",
           "sign_constant": "sign constant", "random_prune": "random prune",
           "small_dense": "small dense", "small_dense_b": "small dense (Scratch-B budget)",
           "supermask": "supermask (untrained)",
           "weight_agnostic": "weight agnostic"}
 COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
 COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its budget's shade
+COLORS["lr_rewind"] = tuple(0.6 * c for c in COLORS["finetune"])  # the other retraining
 ORDER = {"granularity": ["unstructured", "structured"]}
 """Facet order where alphabetical is wrong: the LTH's unstructured case first."""
 UNTRAINED = {"supermask", "weight_agnostic"}
@@ -95,6 +97,25 @@ def facets(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFram
     groups = [(dict(zip(keys, k if isinstance(k, tuple) else (k,))), part)
               for k, part in frame.groupby(keys, sort=True, dropna=False)]
     return sorted(groups, key=lambda g: [rank(k, v) for k, v in g[0].items()])
+
+
+def plan_by_regime(data: pd.DataFrame) -> tuple[list, list]:
+    """The facets of a grid of panels: a row per pruning plan, a column per lr regime (and
+    dataset and model where they vary)."""
+    return (facets(data, facet_keys(data, "granularity", PLAN_KEYS)),
+            facets(data, facet_keys(data, "lr", [*REGIME_KEYS, "dataset", "model"])))
+
+
+def each_panel(axes, rows: list, cols: list):
+    """(ax, column, plan, regime, data) for every panel of a `plan_by_regime` grid that has
+    data; a panel without any is switched off."""
+    for i, (plan, by_plan) in enumerate(rows):
+        for j, (regime, _) in enumerate(cols):
+            panel = by_plan.merge(pd.DataFrame([regime]), on=list(regime))
+            if panel.empty:
+                axes[i][j].set_axis_off()
+                continue
+            yield axes[i][j], j, plan, regime, panel
 
 
 def rank(key: str, value) -> tuple:

@@ -112,6 +112,8 @@ def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
 
 
 def dense(ctx: TrialContext) -> Setup:
+    """The big net trained from its seeded θ0 for the dense budget T: the reference every arm is
+    compared to, and the source of round 1's mask."""
     model = ctx.init_big(ctx.spec.dense.seed)
     return _setup(ctx, model, None,
                   artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
@@ -137,6 +139,8 @@ def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Ten
 
 
 def reinit(ctx: TrialContext) -> Setup:
+    """Scratch-E (Liu et al. 2019; LTH's random-reinitialization control): the round's pruned
+    architecture from a fresh random init, trained for the dense budget T."""
     return _fresh(ctx)
 
 
@@ -167,10 +171,26 @@ def finetune(ctx: TrialContext) -> Setup:
         setup = _setup(ctx, source, mask)
     setup.artifacts = artifacts
     setup.metrics = _pruned_accuracy(ctx, setup)
-    lr = ctx.spec.options.finetune_lr or ctx.train.final_lr()
+    fraction = (ctx.spec.prune.finetune_fraction if ctx.spec.stage == "imp"
+                else ctx.spec.options.finetune_fraction)
+    lr = ctx.spec.options.finetune_lr or ctx.train.finetune_lr(fraction)
     setup.train = ctx.train.model_copy(update={"lr": lr, "schedule": "constant",
                                                "warmup_steps": 0})
     return setup
+
+
+def lr_rewind(ctx: TrialContext) -> Setup:
+    """Learning-rate rewinding (Renda, Frankle & Carbin 2020): the trained net the mask was
+    computed from, pruned, retrained with the dense schedule from its start for the dense
+    budget T: the weights keep their trained values, only the lr schedule is rewound.
+
+    Its net is finetune's (`TrialContext.source`), so the two differ only in how they retrain:
+    a short constant lr against the whole schedule again; the best-known way to retrain a
+    pruned net, which neither LTH nor Rethinking has."""
+    previous, source = ctx.source()
+    if ctx.structured:
+        return _setup(ctx, shrink(source, restrict(ctx.mask, previous)), None)
+    return _setup(ctx, source, ctx.mask)
 
 
 def _pruned_accuracy(ctx: TrialContext, setup: Setup) -> dict[str, float]:
@@ -265,7 +285,8 @@ def interpolation(ctx: TrialContext) -> Setup:
 
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
-    "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
+    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant,
+    "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
     "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
 }

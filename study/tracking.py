@@ -32,11 +32,17 @@ from sqlalchemy.engine import Engine
 
 from study import __version__
 from study.arms import ARM_SETUPS
+from study.browse import arm_color
 from study.contract import (
     CURVES,
     DONE,
+    KIND,
+    KIND_TAG,
+    OPTIONAL_ARTIFACTS,
     TERMINAL_OK,
+    artifact_root,
     default_uri,
+    relocate,
     search_all,
     sha256_tag,
     store_exists,
@@ -50,7 +56,6 @@ if TYPE_CHECKING:
     from study.trial import TrialRecord
 
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
-KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # not the GenAI view
 GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 LIVE_SECONDS = 5.0  # how often a running trial's new curve points are written
 
@@ -63,19 +68,17 @@ class ArtifactError(RuntimeError):
     """An upstream artifact is missing, truncated or fails its checksum."""
 
 
+class MissingArtifact(LookupError):
+    """An upstream run never wrote an optional artifact (`contract.OPTIONAL_ARTIFACTS`): an
+    older record, not a damaged one, so the run stays valid."""
+
+
 class UpstreamNotReady(RuntimeError):
     """A parent trial has no finished run yet (a scheduling error, or a lost record)."""
 
 
 class UpstreamFailed(RuntimeError):
     """A parent trial diverged or was skipped: its children are recorded as skipped."""
-
-
-def artifact_root(uri: str) -> str | None:
-    """Artifacts beside a SQLite store (absolute: Ray runs trials in other folders)."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    return None  # a tracking server decides (and serves) its own artifact root
 
 
 @cache
@@ -131,7 +134,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.schedule": p.schedule if p else "none",
         "study.retrain": p.retrain if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
-        "study.noise_seed": str(spec.data_seed),
+        "study.noise_seed": str(spec.data_seed), "study.steps": str(d.total_steps()),
         "study.version": __version__,
     }
 
@@ -194,6 +197,7 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             fast_sqlite()
+            relocate(self.uri)  # a study folder moved or copied: its artifacts are here now
         if probe:
             _probe(self.uri)
         self.client = MlflowClient(self.uri)
@@ -303,7 +307,8 @@ class Tracker:
             if spec.id in unfinished:
                 runs[spec.id] = TrialRun.resume(self, spec, unfinished[spec.id], own)
             else:
-                new.append((spec, RunRows("", {**own, NOTE: describe(spec)}, spec_params(spec),
+                tags_at_start = {**own, NOTE: describe(spec), **arm_color(spec.arm)}
+                new.append((spec, RunRows("", tags_at_start, spec_params(spec),
                                           [Metric(k, v, _now(), 0)
                                            for k, v in condition(spec).items()])))
         if new and self.batch is not None:
@@ -311,6 +316,7 @@ class Tracker:
             for (spec, _), (run_id, uri) in zip(new, made):
                 runs[spec.id] = TrialRun(self, spec, run_id, artifact_uri=uri)
             return runs
+
         def create(spec: TrialSpec, rows: RunRows) -> TrialRun:
             info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
                             tags=rows.tags).info
@@ -610,6 +616,8 @@ def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
                              f"{run.data.tags.get('study.outcome')}: no usable {name}")
     expected = (run.data.tags.get(sha256_tag(name))
                 or run.data.tags.get(f"study.sha256.{name}"))  # earlier versions' key
+    if expected is None and name in OPTIONAL_ARTIFACTS:
+        raise MissingArtifact(f"run {run_id} was recorded without {name}")
     try:
         local = _local_artifacts(run.info.artifact_uri)
         if local is not None:  # a local store: read the file where it lies
