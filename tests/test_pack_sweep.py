@@ -58,7 +58,7 @@ def test_a_tune_worker_starts_without_importing_torch_or_mlflow(tmp_path):
 
     space, _ = load_space(str(_space_file(tmp_path, "light", ARMS)))
     trainable = make_trainable("light", "sqlite:///x.db", "launch", space.expand(),
-                               Execution(), 1, tmp_path, 60.0, pack_size=16)
+                               Execution(), 1, tmp_path, 60.0, stacked=True)
     blob = tmp_path / "trainable.pkl"
     blob.write_bytes(ray.cloudpickle.dumps(trainable))
     probe = ("import sys, ray.cloudpickle as cp; f = cp.loads(open(sys.argv[1], 'rb').read()); "
