@@ -8,8 +8,8 @@ with the lottery ticket of its round) and ranks all prunable weights together, a
 - `grasp` (Wang et al., ICLR 2020): S = -w ⊙ Hg (H the Hessian, g the gradient of the training
   loss), the first-order change of the gradient norm when w is removed. The paper removes the
   weights with the *highest* S (those whose removal the authors argue hurts the gradient flow
-  least), so the mask keeps the `keep` lowest S. (The authors' code divides the logits by a temperature of
-  200; the paper does not, nor does this.)
+  least), so the mask keeps the `keep` lowest S. (The authors' code divides the logits by a
+  temperature of 200; the paper does not, nor does this.)
 - `synflow` (Tanaka et al., NeurIPS 2020): data-free. With every parameter replaced by |θ|
   and an all-ones input, R = 1ᵀ f(1) is the sum over all input-output paths of the product of
   their weights; the score |∂R/∂w ⊙ w| is the "synaptic flow" through w. Iterated 100 times,
@@ -100,7 +100,7 @@ def top_global(scores: dict[str, torch.Tensor], keep: int,
     if alive is not None:
         flat[~torch.cat([alive[n].flatten() for n in scores])] = -math.inf
     chosen = torch.zeros(flat.numel(), dtype=torch.bool)
-    chosen[flat.argsort(descending=True, stable=True)[:keep]] = True
+    chosen[flat.topk(min(keep, flat.numel()), sorted=False).indices] = True
     out, start = {}, 0
     for name, s in scores.items():
         out[name] = chosen[start : start + s.numel()].view(s.shape)
@@ -144,21 +144,30 @@ def grasp_scores(model: PrunableNet, batches: Batches) -> dict[str, torch.Tensor
     return {n: -(params[n] * h).detach().cpu() for n, h in zip(names, hg)}
 
 
-def synflow_scores(model: PrunableNet, mask: Masks) -> dict[str, torch.Tensor]:
-    """|∂R/∂w ⊙ w| with R = 1ᵀ f(1; |θ| ⊙ mask), in float64 and eval mode (BatchNorm an affine
-    map of its running statistics): no data is read."""
+def _linearised(model: PrunableNet) -> tuple[PrunableNet, dict[str, torch.Tensor]]:
+    """A float64, eval-mode copy of `model` (BatchNorm an affine map of its running statistics)
+    and |θ| of each of its parameters."""
     net = copy.deepcopy(model).double().eval()
+    return net, {n: p.detach().abs() for n, p in net.named_parameters()}
+
+
+def _flow(net: PrunableNet, magnitudes: dict[str, torch.Tensor],
+          mask: Masks) -> dict[str, torch.Tensor]:
+    """|∂R/∂w ⊙ w| with R = 1ᵀ f(1; |θ| ⊙ mask) for the tensors of `mask`."""
     params = dict(net.named_parameters())
     with torch.no_grad():
         for name, p in params.items():
-            p.abs_()
-            if name in mask:
-                p.mul_(mask[name].to(p.device, p.dtype))
+            p.copy_(magnitudes[name] * mask[name].to(p.device, p.dtype) if name in mask
+                    else magnitudes[name])
     device = next(net.parameters()).device
-    names = list(mask)
-    flow = net(torch.ones(1, *model.input_shape, dtype=torch.float64, device=device)).sum()
-    grads = torch.autograd.grad(flow, [params[n] for n in names])
-    return {n: (g * params[n]).detach().abs().cpu() for n, g in zip(names, grads)}
+    flow = net(torch.ones(1, *net.input_shape, dtype=torch.float64, device=device)).sum()
+    grads = torch.autograd.grad(flow, [params[n] for n in mask])
+    return {n: (g * params[n]).detach().abs().cpu() for n, g in zip(mask, grads)}
+
+
+def synflow_scores(model: PrunableNet, mask: Masks) -> dict[str, torch.Tensor]:
+    """SynFlow's scores of the weights `mask` keeps: no data is read, only θ's magnitudes."""
+    return _flow(*_linearised(model), mask)
 
 
 def synflow_mask(model: PrunableNet, keep: int,
@@ -166,12 +175,12 @@ def synflow_mask(model: PrunableNet, keep: int,
     """SynFlow's iterative pruning: at iteration k of n the `total·ρ^(k/n)` highest-scoring
     survivors stay (ρ = keep / total), rescored on the survivors each time; the last keeps
     exactly `keep`."""
-    params = dict(model.named_parameters())
-    mask = {n: torch.ones(params[n].shape, dtype=torch.bool) for n in model.prunable()}
+    net, magnitudes = _linearised(model)
+    mask = {n: torch.ones(magnitudes[n].shape, dtype=torch.bool) for n in model.prunable()}
     total = sum(m.numel() for m in mask.values())
     for k in range(1, iterations + 1):
         target = keep if k == iterations else round(total * (keep / total) ** (k / iterations))
-        mask = top_global(synflow_scores(model, mask), target, alive=mask)
+        mask = top_global(_flow(net, magnitudes, mask), target, alive=mask)
     return mask
 
 

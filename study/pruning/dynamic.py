@@ -92,6 +92,7 @@ class MaskUpdate:
             new = kept | grown
             mask.copy_(new.view(mask.shape))  # in place whatever the layout (channels-last)
             weights[name].masked_fill_(grown.view(mask.shape), 0.0)
+            weights[name].mul_(mask)  # the dropped leave now, before the next forward pass
             for state in states:
                 state[name].masked_fill_(grown.view(mask.shape), 0.0)
             moved += int((new & ~active).sum())
