@@ -22,10 +22,12 @@ from analysis.style import PLAN_KEYS, REGIME_KEYS, count_label, describe, facet_
 COMPARISON = "lottery vs reinit"
 
 
-def cells(verdicts: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """The lottery − reinit rows of pruned rounds, with `nonzero_weights` (the lottery arm's
-    mean) and `effect` (the Holm-corrected verdict favours lottery)."""
-    rows = verdicts[(verdicts.comparison == COMPARISON) & (verdicts["round"] > 0)]
+def cells(verdicts: pd.DataFrame, frame: pd.DataFrame,
+          comparison: str = COMPARISON) -> pd.DataFrame:
+    """The lottery − reinit rows (or another `comparison` of lottery with an arm) of pruned
+    rounds, with `nonzero_weights` (the lottery arm's mean) and `effect` (the Holm-corrected
+    verdict favours lottery)."""
+    rows = verdicts[(verdicts.comparison == comparison) & (verdicts["round"] > 0)]
     size = frame[frame.arm == "lottery"].groupby(CONDITION, dropna=False).nonzero_weights.mean()
     rows = rows.merge(size.reset_index(), on=CONDITION, how="left")
     return rows.assign(effect=rows.verdict == "effect: lottery better")
@@ -36,11 +38,11 @@ def _panels(data: pd.DataFrame) -> tuple[list, list]:
             facets(data, facet_keys(data, "lr", [*REGIME_KEYS, "dataset", "model"])))
 
 
-def effect_map(data: pd.DataFrame) -> plt.Figure | str:
-    """Heatmaps of the gap (pp): rows widths (widest on top), columns IMP rounds labelled with
-    the weights remaining; a panel per plan (rows) and lr (columns)."""
+def effect_map(data: pd.DataFrame, versus: str = "reinit") -> plt.Figure | str:
+    """Heatmaps of the gap lottery − `versus` (pp): rows widths (widest on top), columns IMP
+    rounds labelled with the weights remaining; a panel per plan (rows) and lr (columns)."""
     if data.empty:
-        return "no matched lottery and reinit runs"
+        return f"no matched lottery and {versus} runs"
     if data.width.nunique() < 2:
         return "only one width"
     rows, cols = _panels(data)
@@ -61,13 +63,13 @@ def effect_map(data: pd.DataFrame) -> plt.Figure | str:
                 sns.heatmap(gap, annot=text.to_numpy(), fmt="", cmap="RdBu_r", vmin=-limit,
                             vmax=limit, center=0, ax=ax, cbar=j == len(cols) - 1,
                             linewidths=0.5, annot_kws={"fontsize": 7},
-                            cbar_kws={"label": "lottery − reinit (pp)"}
+                            cbar_kws={"label": f"lottery − {versus} (pp)"}
                             if j == len(cols) - 1 else None)
             ax.set_title(describe({**plan, **regime}), fontsize=9)
             ax.set_xlabel("IMP round (weights remaining)")
             ax.set_ylabel("width" if j == 0 else "")
             ax.tick_params(axis="y", rotation=0)
-    fig.suptitle("lottery − reinit test accuracy (pp, mean over seeds); * Holm-adjusted "
+    fig.suptitle(f"lottery − {versus} test accuracy (pp, mean over seeds); * Holm-adjusted "
                  "p < 0.05 over every cell, ? fewer than 3 seeds", fontsize=9)
     fig.tight_layout()
     return fig
