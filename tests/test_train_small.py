@@ -278,9 +278,15 @@ def test_every_train_small_arm_trains_at_the_rounds_count(data):
             "gradient" if arm in SPARSE_ARMS else arm)
         densities = [v for k, v in record.metrics.items() if k.startswith("layer_density.")]
         assert len(densities) == 3 and all(0 < d <= 1 for d in densities)
+    from study.tracking import describe
+
     for arm in SPARSE_ARMS:
         log = records[arm].artifacts["mask_updates.pt"]
         assert (log["nonzero"] == imp.metrics["nonzero_weights"]).all()
+        words = describe(TrialSpec(stage="arm", arm=arm, round=2, dense=dense, prune=plan),
+                         records[arm])
+        assert (f"{len(log['step'])} mask updates moved {int(log['moved'].sum())} weights, the "
+                f"nonzero count {int(imp.metrics['nonzero_weights'])} at each.") in words
     assert records["set_b"].metrics["train_steps"] > records["set"].metrics["train_steps"]
     snip = records["snip"]
     ablated = run(TrialSpec(stage="arm", arm="snip", round=2, dense=dense, prune=plan,
