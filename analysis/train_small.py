@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from analysis.stats import INIT_CRITERIA, SHUFFLED
+from analysis.stats import INIT_CRITERIA, MIN_SEEDS, SHUFFLED
 from analysis.style import color, count_label, describe, facets, label, varying
 from study.specs import AT_INIT_ARMS, SPARSE_ARMS
 
@@ -71,7 +71,12 @@ def reach_sentence(verdicts: pd.DataFrame, arm: str) -> str | None:
     """Where `arm` reaches IMP's accuracy, in words; None if no cell was tested."""
     rows = reach(verdicts, arm)
     if rows.empty:
-        return None
+        ran = verdicts[(verdicts.comparison == f"lottery vs {arm}") & (verdicts["round"] > 0)]
+        if ran.empty:
+            return None
+        return (f"{label(arm)}: too few seeds to test against IMP in any cell (at most "
+                f"{int(ran.n.max())} pair{'s' if ran.n.max() != 1 else ''}; {MIN_SEEDS} "
+                "needed).")
     hits, n = rows[rows.reaches], len(rows)
     if hits.empty:
         gap = rows["mean"].mean() * 100

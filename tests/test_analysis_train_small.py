@@ -129,6 +129,15 @@ def test_without_the_planted_gain_no_criterion_beats_random(stores):
     assert "synflow beats random_erk in 0 of 3 cells" in text
 
 
+def test_too_few_seeds_is_said_not_guessed(stores):
+    frame, verdicts = stores["gain"]
+    few = verdicts.assign(n=2, verdict="too few seeds")
+    assert train_small.reach_sentence(few, "rigl") == (
+        "RigL (sparse from scratch): too few seeds to test against IMP in any cell (at most 2 "
+        "pairs; 3 needed).")
+    assert train_small.random_sentence(few) is None
+
+
 def test_the_answer_sentence(stores):
     frame, verdicts = stores["gain"]
     text = train_small.answer(verdicts, frame)
