@@ -24,9 +24,9 @@ COMPARISON = "lottery vs reinit"
 
 def cells(verdicts: pd.DataFrame, frame: pd.DataFrame,
           comparison: str = COMPARISON) -> pd.DataFrame:
-    """The lottery − reinit rows (or another `comparison` of lottery with an arm) of pruned
-    rounds, with `nonzero_weights` (the lottery arm's mean) and `effect` (the Holm-corrected
-    verdict favours lottery)."""
+    """The `comparison` rows (default lottery − reinit) of pruned rounds, with
+    `nonzero_weights` (the lottery arm's mean) and `effect` (the Holm-corrected verdict
+    favours lottery)."""
     rows = verdicts[(verdicts.comparison == comparison) & (verdicts["round"] > 0)]
     size = frame[frame.arm == "lottery"].groupby(CONDITION, dropna=False).nonzero_weights.mean()
     rows = rows.merge(size.reset_index(), on=CONDITION, how="left")

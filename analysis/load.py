@@ -32,8 +32,9 @@ from study.contract import (
 SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop_step",
            "sparsity", "nonzero_params", "total_params", "nonzero_weights", "total_weights",
            "flops", "train_steps", "train_seconds", "match_error", "barrier_test", "barrier_val",
-           "pruned_val_acc", "pruned_test_acc")
-INTS = ("round", "seed", "warmup", "rewind_step")
+           "pruned_val_acc", "pruned_test_acc", "best_val_step", "converged", "train_flops",
+           "upstream_train_flops", "cumulative_train_flops")
+INTS = ("round", "seed", "warmup", "rewind_step", "steps")
 FLOATS = ("width", "lr")
 
 
@@ -110,6 +111,8 @@ def _row(run) -> dict:
     row = {k.removeprefix(PREFIX): tags.get(k) for k in REQUIRED + OPTIONAL}
     if row["variant"]:  # an at-init arm's ablation is an arm of its own (contract.VARIANT)
         row["arm"] = f"{row['arm']}+{row['variant']}"
+    if row["steps"] is None:  # recorded before budget checks: one budget, unknown
+        row["steps"] = "0"
     if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP
         row["retrain"] = "none" if tags[PREFIX + "granularity"] == "none" else "rewind"
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})

@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from analysis import (
     best_lr,
+    budget,
+    compute,
     effect_map,
     figures,
     lecture,
@@ -26,13 +28,14 @@ from analysis import (
     stability,
     summary,
     train_small,
+    trend,
 )
 from analysis.load import load_curves, load_runs, resolve_uri
 from analysis.matching import unmatched
 from analysis.report import Section, paragraph_section, table_section, text_section, write
-from analysis.stats import all_comparisons
+from analysis.stats import all_comparisons, compare
 from analysis.style import save, theme
-from analysis.verdict import paragraph
+from analysis.verdict import early_stop, paragraph
 
 FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "2_early_stop_vs_remaining": "early-stop step vs weights remaining",
@@ -44,9 +47,10 @@ FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "11_barrier_vs_gap": "error barrier vs lottery − reinit gap",
            "12_damage_recovery": "damage and recovery per fine-tuning round",
            "13_finetune_chain": "fine-tune chain beside IMP and training small",
-           "14_effect_map_at_init": "lottery − strongest at-init arm map",
-           "15_effect_map_dynamic": "lottery − strongest sparse-training arm map",
-           "16_accuracy_vs_nonzero": "train small: accuracy vs nonzero weights"}
+           "14_compute": "accuracy vs cumulative training compute",
+           "15_effect_map_at_init": "lottery − strongest at-init arm map",
+           "16_effect_map_dynamic": "lottery − strongest sparse-training arm map",
+           "17_accuracy_vs_nonzero": "train small: accuracy vs nonzero weights"}
 
 
 @dataclass
@@ -79,6 +83,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     uri = resolve_uri(tracking_uri)
     frame, unusable, launches = load_runs(experiment, uri)
     frame, lines = stability.split(frame)  # stability runs get their own section
+    frame, longer = budget.split(frame)  # the budget check's runs, beside the study's
     book = Book(Path(out) if out is not None else Path("out") / experiment)
     book.out.mkdir(parents=True, exist_ok=True)
     theme()
@@ -87,7 +92,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     book.sections.append(text_section("Provenance", summary.provenance(
         experiment, uri, frame, unusable, lost, launches, metric)))
     _statistics(book, verdicts)
-    scale = _scale(book, frame, verdicts, metric)
+    scale = _scale(book, frame, longer, verdicts, metric)
     _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, scale, uri, metric, echo)
     _train_small(book, frame, verdicts, metric, echo)
@@ -114,15 +119,24 @@ def _statistics(book: Book, verdicts: pd.DataFrame) -> None:
     book.sections.append(text_section("In words", summary.sentences(verdicts)))
 
 
-def _scale(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str) -> dict:
-    """The analysis of scale: the verdict paragraph (first in the report), the pooled and
-    best-lr tests, the scaling laws and the crossing; returns what the figures draw."""
+def _scale(book: Book, frame: pd.DataFrame, longer: pd.DataFrame, verdicts: pd.DataFrame,
+           metric: str) -> dict:
+    """The analysis of scale: the verdict paragraph (first in the report), the pooled, trend
+    and best-lr tests, convergence and the budget check, the scaling laws and the comparison at
+    equal size and equal compute; returns what the figures draw."""
     cells = effect_map.cells(verdicts, frame) if len(verdicts) else pd.DataFrame()
     pooled = power.pooled(frame, metric=metric) if len(frame) else pd.DataFrame()
     if len(pooled):
         book.table("Lottery − reinit pooled over rounds (one test per width, lr and "
                    "granularity; gaps in pp at the geometric-mean density)",
                    summary.pooled_table(pooled), "pooled", pooled, summary.POOLED_NOTE)
+    trends = trend.width_trend(frame, metric=metric) if len(frame) else pd.DataFrame()
+    if len(trends):
+        book.table("Does the gap grow with width? Lottery − reinit regressed on log2(width), "
+                   "round as a factor, a seed intercept (slope in pp per doubling)",
+                   summary.trend_table(trends), "width_trend", trends, trend.__doc__.split(
+                       "\n\n")[1].replace("\n", " "))
+    notes = _convergence(book, frame, longer, cells, metric)
     best = best_lr.best_vs_best(frame, metric=metric) if len(frame) else "no runs"
     if isinstance(best, str):
         book.skipped.append(f"best-lr comparison skipped: {best}")
@@ -149,10 +163,65 @@ def _scale(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str)
     elif len(fits) and not len(cross):
         book.skipped.append("prune-big vs train-small crossing skipped: it needs lottery at 2+ "
                             f"widths and {scaling.TRAIN_SMALL} at 4+ sizes in one panel")
+    bill = compute.cells(frame, metric) if len(frame) else pd.DataFrame()
+    notes += _compute(book, bill)
     if len(cells):
+        sizes = effect_map.cells(verdicts, frame, "lottery vs small_dense")
         book.sections.insert(0, paragraph_section("Answer", paragraph(
-            cells, pooled, best, cross, verdicts[verdicts.comparison == effect_map.COMPARISON])))
-    return {"cells": cells, "fits": fits, "small": small, "cross": cross}
+            cells, pooled, best, cross, verdicts[verdicts.comparison == effect_map.COMPARISON],
+            trends, sizes, notes)))
+    return {"cells": cells, "fits": fits, "small": small, "cross": cross, "bill": bill}
+
+
+def _convergence(book: Book, frame: pd.DataFrame, longer: pd.DataFrame, cells: pd.DataFrame,
+                 metric: str) -> list[str]:
+    """Convergence per run, the budget check, the effect cells marked where a gap may be a
+    speed, and LTH's early-stopping iteration; returns their sentences for the Answer."""
+    notes = []
+    converged = budget.convergence(frame) if len(frame) else pd.DataFrame()
+    if len(converged):
+        book.table("Convergence: share of runs whose best validation accuracy came within the "
+                   "first 90% of their steps", summary.convergence_table(converged),
+                   "convergence", converged, budget.__doc__.split("\n\n")[1].replace("\n", " "))
+        notes.append(budget.convergence_sentence(converged))
+    checked = budget.check(frame, longer, metric)
+    if len(checked):
+        book.table("Budget check: lottery − reinit at the study's budget and at a multiple of "
+                   "it (paired by seed; pp)", summary.budget_table(checked), "budget_check",
+                   checked, budget.__doc__.split("\n\n")[2].replace("\n", " "))
+        notes.append(budget.budget_sentence(checked))
+    elif len(longer) == 0 and len(frame):
+        book.skipped.append("budget check skipped: the space trains no cell at a longer budget "
+                            "(`Space.budget_check`)")
+    if len(cells):
+        flagged = budget.flags(cells, frame, checked)
+        book.table("Lottery − reinit per cell, with convergence and the budget check (a caution "
+                   "marks a gap that may be speed, not end accuracy)",
+                   summary.flags_table(flagged), "effect_cells", flagged)
+        notes.append(budget.caution_sentence(flagged))
+        stops = compare(frame, "lottery", "reinit", "early_stop_step")
+        if len(stops):
+            book.table("LTH's early-stopping iteration (step of minimum validation loss), "
+                       "lottery − reinit, paired by seed", summary.verdict_table(stops)[0],
+                       "early_stop", stops)
+            notes.append(early_stop(stops))
+    return [n for n in notes if n]
+
+
+def _compute(book: Book, bill: pd.DataFrame) -> list[str]:
+    """The compute bill's tables; returns the equal-compute sentence."""
+    if bill.empty:
+        book.skipped.append("compute comparison skipped: no run recorded its training FLOPs")
+        return []
+    book.table("Training compute per arm and cell (cumulative training FLOPs: the run's own "
+               "and everything it started from; means over seeds)", bill, "compute", bill,
+               compute.__doc__.split("\n\n")[1].replace("\n", " "))
+    matched = compute.equal_compute(bill)
+    if len(matched):
+        book.table("At equal compute: each prune-big cell against the best train-small cell "
+                   "that cost no more", matched, "equal_compute", matched)
+    line = compute.sentence(matched, bill)
+    return [line] if line else []
 
 
 def _tables(book: Book, frame: pd.DataFrame, unusable: pd.DataFrame, lost: pd.DataFrame,
@@ -190,7 +259,8 @@ def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, scale: dic
                                                       scale["cross"], metric)),
                  ("6_training_curves", lambda: _curves(frame, uri)),
                  ("8_effect_map", lambda: effect_map.effect_map(scale["cells"])),
-                 ("9_effect_vs_weights", lambda: effect_map.effect_vs_weights(scale["cells"]))]
+                 ("9_effect_vs_weights", lambda: effect_map.effect_vs_weights(scale["cells"])),
+                 ("14_compute", lambda: compute.figure(scale["bill"]))]
     for name, build in builders:
         result = build()
         if isinstance(result, str):
@@ -205,19 +275,19 @@ def _train_small(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric
                  echo: Callable[[str], object]) -> None:
     """A study with nets trained sparse from the start (at-init masks, SET/RigL): where they
     reach IMP and whether an at-init criterion beats random, in words; the effect map of
-    lottery − the strongest arm of each family (figures 14, 15); accuracy against nonzero
-    weights (figure 16). Their joint scaling laws are rows of the scaling-law table."""
+    lottery − the strongest arm of each family (figures 15, 16); accuracy against nonzero
+    weights (figure 17). Their joint scaling laws are rows of the scaling-law table."""
     if not train_small.nonempty(frame):
         return
     book.sections.append(text_section("Train small without the big net",
                                       train_small.sentences(verdicts, frame, metric)))
     maps = {}
-    for family, name in (("at-init", "14_effect_map_at_init"),
-                         ("dynamic", "15_effect_map_dynamic")):
+    for family, name in (("at-init", "15_effect_map_at_init"),
+                         ("dynamic", "16_effect_map_dynamic")):
         arm = train_small.strongest(frame, family, metric)
         maps[name] = (f"the study ran no {family} arm" if arm is None else effect_map.effect_map(
             effect_map.cells(verdicts, frame, f"lottery vs {arm}"), versus=arm))
-    maps["16_accuracy_vs_nonzero"] = train_small.accuracy_vs_nonzero(frame, metric)
+    maps["17_accuracy_vs_nonzero"] = train_small.accuracy_vs_nonzero(frame, metric)
     _save(book, maps, echo)
 
 

@@ -14,8 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "sign_constant", "random_prune",
-        "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
+ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind", "sign_constant",
+        "random_prune", "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
 """Plot order of the arms."""
 PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
                  "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
@@ -25,12 +25,14 @@ compared most (lottery, reinit, Scratch-B, fine-tuned, small dense) get the most
 the dense reference grey."""
 LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
           "reinit": "reinit (Scratch-E)", "scratch_b": "Scratch-B", "finetune": "fine-tuned",
+          "lr_rewind": "lr rewinding",
           "sign_constant": "sign constant", "random_prune": "random prune",
           "small_dense": "small dense", "small_dense_b": "small dense (Scratch-B budget)",
           "supermask": "supermask (untrained)",
           "weight_agnostic": "weight agnostic"}
 COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
 COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its budget's shade
+COLORS["lr_rewind"] = tuple(0.6 * c for c in COLORS["finetune"])  # the other retraining
 # -- train small without the big net (issue 25): at-init masks and sparse training ----------
 TRAIN_SMALL_LABELS = {"snip": "SNIP (at init)", "grasp": "GraSP (at init)",
                       "synflow": "SynFlow (at init)", "random_erk": "random ERK (at init)",

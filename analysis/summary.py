@@ -178,3 +178,51 @@ def law_table(table: pd.DataFrame) -> pd.DataFrame:
         if c in shown:
             shown[c] = shown[c] * 100
     return shown.rename(columns=LAW_NAMES)
+
+
+def trend_table(trends: pd.DataFrame) -> pd.DataFrame:
+    """`trend.width_trend` for display: the slope per doubling of width in pp."""
+    keep = [c for c in varying(trends, CONDITION) if c not in ("lr", "granularity")]
+    rows = trends[["granularity", "lr", *keep]].copy()
+    rows["widths"], rows["rounds"], rows["seeds"] = trends.widths, trends.rounds, trends.seeds
+    rows["mean gap pp"] = trends["mean"] * 100
+    rows["slope pp per doubling"] = trends.slope * 100
+    rows["95% t interval"] = _interval(trends.low, trends.high)
+    rows["p"], rows["Holm p"], rows["verdict"] = trends.p, trends.p_holm, trends.verdict
+    return rows
+
+
+def convergence_table(table: pd.DataFrame) -> pd.DataFrame:
+    """`budget.convergence` for display: shares in %."""
+    rows = table[["granularity", "lr", "width", "arm", "runs"]].copy()
+    rows["converged %"] = table.converged * 100
+    rows["best val at (share of steps)"] = table.best_at
+    return rows
+
+
+def budget_table(checked: pd.DataFrame) -> pd.DataFrame:
+    """`budget.check` for display: gaps and moves in pp."""
+    rows = checked[["granularity", "lr", "width", "round"]].copy()
+    rows["remaining %"] = checked.remaining_pct.round(1)
+    rows["steps"], rows["longer steps"] = checked.steps, checked.longer_steps
+    rows["seeds"] = checked.seeds
+    rows["gap pp"] = checked.gap * 100
+    rows["gap 95% t"] = _interval(checked.gap_low, checked.gap_high)
+    rows["gap at longer pp"] = checked.gap_longer * 100
+    rows["move pp"] = checked.move * 100
+    rows["move 95% t"] = _interval(checked.move_low, checked.move_high)
+    rows["budget"] = np.where(checked.stable, "stable", "dependent")
+    return rows
+
+
+def flags_table(flagged: pd.DataFrame) -> pd.DataFrame:
+    """`budget.flags` for display: one row per lottery − reinit cell."""
+    rows = flagged[["granularity", "lr", "width", "round"]].copy()
+    rows["remaining %"] = flagged.remaining_pct.round(1)
+    rows["gap pp"] = flagged["mean"] * 100
+    rows["95% t interval"] = _interval(flagged.t_low, flagged.t_high)
+    rows["Holm p"], rows["verdict"] = flagged.p_holm, flagged.verdict
+    rows["converged %"] = flagged.converged * 100
+    rows["budget"] = flagged.budget
+    rows["caution"] = np.where(flagged.caution, "may be speed", "")
+    return rows

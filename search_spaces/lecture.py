@@ -23,7 +23,9 @@ Each chain twice: `iterative` (small steps: round r prunes round r-1's fine-tune
 as the r iterative rounds together, so the comparison is budget-matched and paired by seed).
 Beside them, IMP (rewind to θ0 and retrain, the lottery arm) with unstructured magnitude pruning,
 and on every round's mask Scratch-E (`reinit`), Scratch-B and `small_dense` (a narrower dense net
-with as many weights). 5 seeds: 1,285 trials and 838K training steps; the sweep's plan puts
+with as many weights; left out of the neuron chains, where the pruned net is that narrower net
+and small_dense would repeat Scratch-E). 5 seeds: 1,165 trials (1,285 with those repeats, in
+the run measured below) and 838K training steps; the sweep's plan puts
 them at about 5 minutes on 2 idle cores (measured: 19.6 minutes on 2 cores that two other jobs
 shared, load 9-14).
 

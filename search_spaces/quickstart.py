@@ -31,13 +31,15 @@ space = Space(
            "schedule": "cosine", "eval_every": 100},
     grid={
         "model.width": [0.25, 0.5, 1.0, 2.0],
-        "train.lr": [0.01, 0.1],
+        "train.lr": [0.1, 0.3],
         "prune": [
             {"granularity": "unstructured", "criterion": "magnitude", "rate": 0.5,
              "output_rate": 0.25, "rounds": 4},
-            {"granularity": "structured", "criterion": "l1_filter", "rate": 0.4, "rounds": 3},
+            {"granularity": "structured", "scope": "global", "criterion": "l1_filter",
+             "rate": 0.4, "rounds": 3},
         ],
     },
-    arms=["reinit", "scratch_b", "finetune", "small_dense"],
+    arms=["reinit", "scratch_b", "finetune", "lr_rewind", "small_dense", "small_dense_b"],
+    budget_check={"factor": 2, "where": {"model.width": [1.0]}, "arms": ["reinit"]},
     seeds=[0, 1, 2, 3, 4],
 )

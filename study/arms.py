@@ -171,10 +171,26 @@ def finetune(ctx: TrialContext) -> Setup:
         setup = _setup(ctx, source, mask)
     setup.artifacts = artifacts
     setup.metrics = _pruned_accuracy(ctx, setup)
-    lr = ctx.spec.options.finetune_lr or ctx.train.final_lr()
+    fraction = (ctx.spec.prune.finetune_fraction if ctx.spec.stage == "imp"
+                else ctx.spec.options.finetune_fraction)
+    lr = ctx.spec.options.finetune_lr or ctx.train.finetune_lr(fraction)
     setup.train = ctx.train.model_copy(update={"lr": lr, "schedule": "constant",
                                                "warmup_steps": 0})
     return setup
+
+
+def lr_rewind(ctx: TrialContext) -> Setup:
+    """Learning-rate rewinding (Renda, Frankle & Carbin 2020): the trained net the mask was
+    computed from, pruned, retrained with the dense schedule from its start for the dense
+    budget T: the weights keep their trained values, only the lr schedule is rewound.
+
+    Its net is finetune's (`TrialContext.source`), so the two differ only in how they retrain:
+    a short constant lr against the whole schedule again; the best-known way to retrain a
+    pruned net, which neither LTH nor Rethinking has."""
+    previous, source = ctx.source()
+    if ctx.structured:
+        return _setup(ctx, shrink(source, restrict(ctx.mask, previous)), None)
+    return _setup(ctx, source, ctx.mask)
 
 
 def _pruned_accuracy(ctx: TrialContext, setup: Setup) -> dict[str, float]:
@@ -369,7 +385,7 @@ TRAIN_SMALL_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
 
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
-    "finetune": finetune, "sign_constant": sign_constant, "random_prune": random_prune,
+    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant, "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
     "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
     **TRAIN_SMALL_SETUPS,

@@ -63,10 +63,11 @@ from pathlib import Path
 PREFIX = "study."
 TRIAL_TAGS = ("id", "stage", "arm", "round", "seed", "ticket", "dense_id", "model", "width",
               "dataset", "lr", "warmup", "granularity", "scope", "criterion", "schedule",
-              "retrain", "rewind_step", "noise_seed", "version")
+              "retrain", "rewind_step", "noise_seed", "steps", "version")
 """The condition of a trial: the tags (`study.<name>`) its run carries from its start
-(`retrain`: rewind for an IMP chain, finetune for a fine-tune chain, none for a dense run)."""
-ADDED_LATER = ("noise_seed", "version", "retrain")
+(`retrain`: rewind for an IMP chain, finetune for a fine-tune chain, none for a dense run;
+`steps`: the dense budget T the trial's lineage trains with, which a budget check doubles)."""
+ADDED_LATER = ("noise_seed", "version", "retrain", "steps")
 """Trial tags that runs recorded by earlier versions lack: read where present."""
 ID, STAGE, OUTCOME, LAUNCH, TUNING = (f"{PREFIX}{t}" for t in
                                       ("id", "stage", "outcome", "launch", "tuning"))
@@ -86,6 +87,8 @@ TERMINAL_OK = ("finished", "diverged", "skipped")
 DONE = "attributes.status = 'FINISHED'"  # and an outcome in TERMINAL_OK
 CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 """Metrics logged at every evaluation step."""
+OPTIONAL_ARTIFACTS = ("bill.pt",)
+"""Artifacts that runs recorded by earlier versions lack: a reader makes do without them."""
 PAGE = 5000  # runs per search query (MLflow's largest page)
 
 

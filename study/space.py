@@ -30,6 +30,7 @@ from study.specs import (
     TrainSpec,
     TrialSpec,
     flat_fields,
+    same_as_another,
 )
 
 SECTIONS = ("data", "model", "train", "prune", "options")
@@ -46,6 +47,36 @@ class Resources(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     cpu: float = Field(default=1.0, gt=0)
     gpu: float = Field(default=0.0, ge=0)
+
+
+class BudgetCheck(BaseModel):
+    """Cells trained again at `factor` x the dense budget (steps or epochs; evaluations as
+    often relative to it): the dense net, its chain and `arms`, on the same seeds. Under a
+    decaying schedule every run flattens at its end, so where a run's best validation accuracy
+    falls cannot alone tell a finished run from a budget-limited one, and sparse nets from a
+    fresh init learn slower: a short budget can widen lottery - reinit by itself. The analysis
+    reports how far each gap moves when the budget grows (`analysis.budget`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    factor: float = Field(default=2.0, gt=1.0, le=16.0)
+    where: dict[str, list[Any]] = {}
+    """The cells checked: dotted keys of the grid's fields ("model.width", "train.lr",
+    "prune.granularity") and the values a checked cell has; empty: every cell."""
+    arms: list[str] = ["reinit"]
+    """The control arms trained at the longer budget (the chain's own rounds always are)."""
+
+    def selects(self, sections: dict[str, dict[str, Any]]) -> bool:
+        return all(sections[k.split(".")[0]].get(k.split(".", 1)[1]) in v
+                   for k, v in self.where.items())
+
+    def longer(self, sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A grid point's sections at `factor` x its budget."""
+        train = dict(sections["train"])
+        key = "steps" if train.get("steps") is not None else "epochs"
+        train[key] = (round(train[key] * self.factor) if key == "steps"
+                      else train[key] * self.factor)
+        train["eval_every"] = round(train.get("eval_every", 100) * self.factor)
+        return {**sections, "train": train}
 
 
 class Space(BaseModel):
@@ -70,14 +101,19 @@ class Space(BaseModel):
                        "small_dense", "supermask"]
     """Control arms trained on every round's mask (dense and each chain's own rounds always
     run). On a fine-tune chain (prune.retrain 'finetune') the chain's rounds are the finetune
-    arm, so `finetune` here adds nothing there and is left out of its trials. The train-small
-    arms, which mask single weights (`specs.TRAIN_SMALL_ARMS`: snip ... rigl_b), are left out
-    of a structured plan's trials."""
+    arm, so `finetune` here adds nothing there and is left out of its trials; likewise an arm
+    that would train the very trials of another on a plan (`specs.same_as_another`: small
+    dense nets on an MLP's layerwise structured plan are its pruned nets) is left out there.
+    The train-small arms, which mask single weights (`specs.TRAIN_SMALL_ARMS`: snip ...
+    rigl_b), are left out of a structured plan's trials."""
     stability: list[int] = []
     """Rounds whose instability to SGD noise is measured (Frankle et al. 2020): two copies of
     θk trained under two noise seeds and the line between them (arms stability and
     interpolation). 0 = the dense net at each plan's rewind step k; r = IMP round r's
     subnetwork. Empty: none."""
+    budget_check: BudgetCheck | None = None
+    """Cells trained again at a multiple of the budget, to tell an effect from a speed
+    (`BudgetCheck`); None: no check."""
     resources: Resources = Resources()
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     """Seconds of training between a sweep trial's checkpoints: a killed trial resumes from the
@@ -156,6 +192,24 @@ class Space(BaseModel):
                     raise ValueError(f"linked: {', '.join(clash)} is also varied by the grid")
         return self
 
+    @model_validator(mode="after")
+    def _budget_check_fits(self) -> Space:
+        check = self.budget_check
+        if check is None:
+            return self
+        for key in check.where:
+            if "." not in key or key.split(".")[0] not in SECTIONS:
+                raise ValueError(f"budget_check.where: key {key!r} must be a dotted field of "
+                                 f"one of {', '.join(SECTIONS)}, e.g. 'model.width'")
+        extra = sorted(set(check.arms) - set(self.arms))
+        if extra:
+            raise ValueError(f"budget_check.arms: {', '.join(extra)} not in the space's arms "
+                             f"({', '.join(self.arms)}); check arms the space runs")
+        if not any(check.selects(c) for c in self.combinations()):
+            raise ValueError(f"budget_check.where: {check.where} selects no grid point; use "
+                             "values the grid has")
+        return self
+
     def combinations(self) -> list[dict[str, dict[str, Any]]]:
         """Every grid point as complete section dicts (base overridden by the grid)."""
         out = []
@@ -177,7 +231,12 @@ class Space(BaseModel):
         `tuned` ({arm: {"lr": ...}}) fills options the space marks "tuned"; without it they are
         left at their defaults (enough to validate the space)."""
         dense, imp, arms, copies, lines = {}, {}, {}, {}, {}
-        for sections in self.combinations():
+        points = [(sections, self.arms, self.stability) for sections in self.combinations()]
+        if self.budget_check is not None:
+            check = self.budget_check
+            points += [(check.longer(sections), check.arms, [])
+                       for sections, _, _ in points if check.selects(sections)]
+        for sections, arm_names, stability in points:
             for seed in self.seeds:
                 d, p, _ = _specs(_untuned(sections), seed)
                 spec = TrialSpec(stage="dense", arm="dense", dense=d)
@@ -187,12 +246,13 @@ class Space(BaseModel):
                     spec = _trial(sections, stage="imp", arm=p.chain_arm, round=r, dense=d,
                                   prune=p)
                     imp.setdefault(spec.id, spec)
-                    for arm in (a for a in self.arms if a != p.chain_arm and not (
-                            a in TRAIN_SMALL_ARMS and p.granularity == "structured")):
+                    for arm in (a for a in arm_names if a != p.chain_arm
+                                and not same_as_another(a, p, d) and not (
+                                    a in TRAIN_SMALL_ARMS and p.granularity == "structured")):
                         spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
                                       options=_options(sections, arm, tuned))
                         arms.setdefault(spec.id, spec)
-                for r in self.stability:
+                for r in stability:
                     plan = p if r > 0 else PruneSpec(rewind_step=p.rewind_step)
                     spec = _trial(sections, stage="arm", arm="interpolation", round=r, dense=d,
                                   prune=plan)

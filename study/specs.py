@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from study import seeds
 
 ARMS = (
-    "dense", "lottery", "reinit", "scratch_b", "finetune",
+    "dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind",
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
     "weight_agnostic", "stability", "interpolation",
 )
@@ -41,14 +41,15 @@ a trial of another arm refuses them (the same work must not get two ids)."""
 UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
 """Arms evaluated on their mask without any training."""
 Stage = Literal["dense", "imp", "arm"]
-COSINE_FINAL = 0.01
-"""`TrainSpec.final_lr` of a cosine schedule, as a fraction of its peak lr."""
 STABILITY_ARMS = ("stability", "interpolation")
 """Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
 noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
 FINETUNE_FRACTION = 0.25
 """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs): the
 default of the finetune arm (`ArmOptions`) and of a fine-tune chain's rounds (`PruneSpec`)."""
+SOURCE_ARMS = ("finetune", "lr_rewind")
+"""Arms that retrain the trained net the round's mask was computed from (`TrialContext.source`):
+they also read that round (r-1 in an iterative chain)."""
 CHAIN_ARMS = {"rewind": "lottery", "finetune": "finetune"}
 """`PruneSpec.retrain` -> the arm a chain's own rounds (stage "imp") train."""
 
@@ -212,20 +213,29 @@ class TrainSpec(Spec):
             return self.steps
         return max(1, math.ceil(self.epochs * train_size / self.batch_size))
 
-    def final_lr(self) -> float:
-        """The lr the schedule ends at, which Rethinking fine-tunes with (Liu et al. 2019, CIFAR:
-        160 epochs at 0.1, x0.1 at epochs 80 and 120, then 40 fine-tuning epochs at 1e-3).
-
-        constant: lr. step: lr x gamma^len(milestones), the lr after the last milestone (0.1
-        -> 1e-3 above). cosine: the curve ends at 0, which trains nothing; the rule is lr x
-        COSINE_FINAL, the ratio of Rethinking's fine-tuning lr to its initial lr (1e-3 / 0.1),
-        where a cosine run is in its last 6% of training.
-        """
+    def lr_factor(self, step: int, total: int, warmup: bool = True) -> float:
+        """The lr at `step` of a `total`-step run as a fraction of `lr`: linear warmup (unless
+        `warmup` is False), then constant / step (milestones as fractions) / cosine decay."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if warmup and self.warmup_steps else 1.0
+        progress = step / max(1, total)
         if self.schedule == "step":
-            return self.lr * self.gamma ** len(self.milestones)
+            return warm * self.gamma ** sum(progress >= m for m in self.milestones)
         if self.schedule == "cosine":
-            return self.lr * COSINE_FINAL
-        return self.lr
+            return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return warm
+
+    def finetune_lr(self, fraction: float) -> float:
+        """The fine-tuning lr: the lr this schedule runs at when `fraction` of its training is
+        left, held constant (the rule for every schedule, docs/science.md).
+
+        step: Rethinking's rule, the last lr (Liu et al., CIFAR: 160 epochs at 0.1, x0.1 at
+        epochs 80 and 120, then 40 epochs at 1e-3: a quarter of the budget is left after the
+        last milestone); constant: lr; cosine, which ends at 0 and so has no last lr to keep:
+        lr x (1 + cos(π(1 - fraction)))/2, 0.146 x lr for a quarter, where the decay stood
+        when as many steps were left as fine-tuning takes.
+        """
+        total = 10_000
+        return self.lr * self.lr_factor(round(total * (1.0 - fraction)), total, warmup=False)
 
 
 class DenseSpec(Spec):
@@ -368,8 +378,9 @@ class ArmOptions(Spec):
     finetune_fraction: float = Field(default=FINETUNE_FRACTION, gt=0.0, le=1.0)
     """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs)."""
     finetune_lr: float | None = Field(default=None, gt=0.0)
-    """None = the dense schedule's final lr (`TrainSpec.final_lr`; Rethinking: 1e-3 after a
-    0.1 -> 1e-3 step schedule; a constant lr ends where it started)."""
+    """None = the lr the dense schedule runs at when `finetune_fraction` of it is left
+    (`TrainSpec.finetune_lr`; Rethinking: 1e-3 after a 0.1 -> 1e-3 step schedule; a constant lr
+    ends where it started; cosine: 0.146 x lr for a quarter)."""
     lr: float | None = Field(default=None, gt=0.0, le=10.0)
     """This arm's own learning rate (`study tune` finds one per arm, so no baseline is starved);
     None = the dense lr (finetune: finetune_lr)."""
@@ -437,6 +448,13 @@ class TrialSpec(Spec):
             raise ValueError("arm 'finetune' on a fine-tune chain (prune.retrain 'finetune') is "
                              "the chain's own round: use stage 'imp'")
         self._train_small_fits()
+        twin = same_as_another(self.arm, self.prune, self.dense)
+        if twin is not None:
+            raise ValueError(
+                f"arm {self.arm!r} on a layerwise structured plan of an MLP trains the pruned "
+                f"net's own architecture from the same fresh init as {twin!r}: the two arms "
+                f"would be identical; use prune.scope 'global' (the pruned net's widths then "
+                f"differ from a uniformly narrower net's) or leave {self.arm!r} out")
         if self.arm == "supermask" and self.prune.granularity == "structured":
             raise ValueError(
                 "arms: 'supermask' is Zhou et al.'s weight-level mask (large_final_same_sign), "
@@ -529,17 +547,31 @@ class TrialSpec(Spec):
     def revision(self) -> int:
         """1 where the fair-arms fixes changed what a trial computes: an arm or one-shot round
         that trained with bn_l1 (now without); finetune from round r-1's trained net (was the
-        dense θT) or at the dense schedule's final lr (was dense lr x 0.01)."""
+        dense θT) or at the dense schedule's final lr (was dense lr x 0.01). 2: a fine-tuning
+        (arm or fine-tune chain round) at the default lr whose lr changed when the rule became
+        "the lr when the fine-tuning's share of the schedule is left" (`finetune_lr`): under
+        cosine it was lr x 0.01, under a step schedule the last lr."""
         if self.stage == "dense":
             return 0
         train = self.dense.train
+        if self.arm == "finetune" and self._finetune_rule_changed():
+            return 2
         if train.bn_l1 > 0 and not self.trains_with_bn_l1 and self.arm not in UNTRAINED:
             return 1
         if self.arm == "finetune" and self.stage == "arm":
             default_lr = self.options.lr is None and self.options.finetune_lr is None
-            if self.source_round > 0 or (default_lr and train.final_lr() != train.lr * 0.01):
+            if self.source_round > 0 or (default_lr and _last_lr(train) != train.lr * 0.01):
                 return 1
         return 0
+
+    def _finetune_rule_changed(self) -> bool:
+        """Whether the default fine-tuning lr differs from the last-lr rule it replaced."""
+        if self.options.lr is not None or self.options.finetune_lr is not None:
+            return False
+        train = self.dense.train
+        chain = self.stage == "imp"
+        fraction = self.prune.finetune_fraction if chain else self.options.finetune_fraction
+        return not math.isclose(train.finetune_lr(fraction), _last_lr(train))
 
     def parents(self) -> list[TrialSpec]:
         """The trials whose artifacts this one reads directly (dense first, then the chain's
@@ -565,10 +597,32 @@ class TrialSpec(Spec):
             rounds = [self.source_round] if self.source_round else []
         else:
             rounds = [self.round]
-            if self.arm == "finetune" and self.source_round:
+            if self.arm in SOURCE_ARMS and self.source_round:
                 rounds.append(self.source_round)
         return [dense, *(TrialSpec(stage="imp", arm=self.prune.chain_arm, round=r,
                                    dense=self.dense, prune=self.prune) for r in rounds)]
+
+
+def _last_lr(train: TrainSpec) -> float:
+    """The fine-tuning lr of revisions 0-1 (`TrialSpec.revision`), to the bit: the step
+    schedule's last lr, 1% of a cosine's peak, a constant lr itself."""
+    if train.schedule == "step":
+        return train.lr * train.gamma ** len(train.milestones)
+    return train.lr * 0.01 if train.schedule == "cosine" else train.lr
+
+
+def same_as_another(arm: str, prune: PruneSpec, dense: DenseSpec) -> str | None:
+    """The arm whose trials `arm`'s would repeat on this plan, if any (else None).
+
+    small_dense is a uniformly narrower net of the family, one width multiplier for every
+    hidden layer; layerwise structured pruning of an MLP removes the same share of every
+    hidden layer (each ranks on `rate`), so its pruned net is that same narrower net, and
+    small_dense would train reinit's net from reinit's fresh init (small_dense_b: scratch_b's).
+    """
+    twin = {"small_dense": "reinit", "small_dense_b": "scratch_b"}.get(arm)
+    uniform = (prune.granularity == "structured" and prune.scope == "layerwise"
+               and dense.model.name == "mlp")
+    return twin if twin is not None and uniform else None
 
 
 class TicketSpec(Spec):

@@ -33,6 +33,7 @@ from study.arms import ARM_SETUPS
 from study.contract import (
     CURVES,
     DONE,
+    OPTIONAL_ARTIFACTS,
     TERMINAL_OK,
     VARIANT,
     default_uri,
@@ -58,6 +59,11 @@ class TrackingError(RuntimeError):
 
 class ArtifactError(RuntimeError):
     """An upstream artifact is missing, truncated or fails its checksum."""
+
+
+class MissingArtifact(LookupError):
+    """An upstream run never wrote an optional artifact (`contract.OPTIONAL_ARTIFACTS`): an
+    older record, not a damaged one, so the run stays valid."""
 
 
 class UpstreamNotReady(RuntimeError):
@@ -128,7 +134,7 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.schedule": p.schedule if p else "none",
         "study.retrain": p.retrain if p else "none",
         "study.rewind_step": str(p.rewind_step if p else 0),
-        "study.noise_seed": str(spec.data_seed),
+        "study.noise_seed": str(spec.data_seed), "study.steps": str(d.total_steps()),
         "study.version": __version__,
         **_variant(spec),
     }
@@ -528,6 +534,8 @@ def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
                              f"{run.data.tags.get('study.outcome')}: no usable {name}")
     expected = (run.data.tags.get(sha256_tag(name))
                 or run.data.tags.get(f"study.sha256.{name}"))  # earlier versions' key
+    if expected is None and name in OPTIONAL_ARTIFACTS:
+        raise MissingArtifact(f"run {run_id} was recorded without {name}")
     try:
         local = _local_artifacts(run.info.artifact_uri)
         if local is not None:  # a local store: read the file where it lies

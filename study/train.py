@@ -50,18 +50,37 @@ class TrainResult:
     diverged_step: int | None = None
     resumed_from: int | None = None  # the checkpoint's step, when training resumed from one
 
-    def summary(self) -> dict[str, float]:
-        """Early-stop bookkeeping: the step of minimum validation loss and test accuracy there
-        (only the final accuracy when there is no validation split)."""
+    def summary(self, start_step: int = 0) -> dict[str, float]:
+        """Early-stop and convergence bookkeeping: the step of minimum validation loss (LTH's
+        early-stopping iteration) and test accuracy there, the step where the best validation
+        accuracy was first reached and whether the run converged by `converged` (only the
+        final accuracy when there is no validation split). `start_step`: where training began
+        (a rewound ticket starts at k)."""
         if not self.curves:
             return {}
         out = {"final_test_acc": self.curves[-1]["test_acc"]}
         rows = [r for r in self.curves if math.isfinite(r["val_loss"])]
         if rows:
             best = min(rows, key=lambda r: r["val_loss"])
-            out.update(best_val_acc=max(r["val_acc"] for r in rows),
-                       test_acc_at_best_val=best["test_acc"], early_stop_step=best["step"])
+            top = max(rows, key=lambda r: r["val_acc"])  # the first row at the maximum
+            out.update(best_val_acc=top["val_acc"], test_acc_at_best_val=best["test_acc"],
+                       early_stop_step=best["step"], best_val_step=top["step"],
+                       converged=float(converged(top["step"], start_step, self.steps)))
         return out
+
+
+CONVERGED_BY = 0.9
+"""A run has converged when its best validation accuracy is first reached within the first
+90% of its training steps (`converged`)."""
+
+
+def converged(best_step: int, start_step: int, end_step: int) -> bool:
+    """The convergence rule (docs/science.md): the best validation accuracy is not first
+    reached in the last 10% of the steps the run trained. Under a cosine schedule every run
+    flattens as its lr vanishes, so this flag alone cannot tell a finished run from a
+    budget-limited one: the quickstart's budget check (the same cells at twice the steps) is
+    the other half of the test."""
+    return best_step - start_step <= CONVERGED_BY * (end_step - start_step)
 
 
 class Heartbeat:
@@ -106,16 +125,8 @@ class Checkpointer:
 
 
 def lr_at(spec: TrainSpec, step: int, total: int, base_lr: float) -> float:
-    """Linear warmup, then constant / step (milestones as fractions) / cosine decay."""
-    warm = min(1.0, (step + 1) / spec.warmup_steps) if spec.warmup_steps else 1.0
-    progress = step / max(1, total)
-    if spec.schedule == "step":
-        factor = spec.gamma ** sum(progress >= m for m in spec.milestones)
-    elif spec.schedule == "cosine":
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    else:
-        factor = 1.0
-    return base_lr * warm * factor
+    """The lr at `step`: `base_lr` times the schedule (`TrainSpec.lr_factor`)."""
+    return base_lr * spec.lr_factor(step, total)
 
 
 def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from study import bill
 from study.arms import ARM_SETUPS, Setup
 from study.context import Fetch, TrialContext
 from study.execution import Execution
@@ -73,7 +74,7 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
     counts = count(model, setup.masks)
     remaining = counts.nonzero_weights / ctx.dense_counts.total_weights
     metrics = {
-        **result.summary(), **setup.metrics,
+        **result.summary(setup.start_step), **setup.metrics,
         "sparsity": 1.0 - remaining, "remaining": remaining,
         "masked_fraction": 1.0 - counts.nonzero_weights / counts.total_weights,
         "dense_weights": ctx.dense_counts.total_weights,
@@ -82,11 +83,17 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
         "flops": counts.nonzero_flops, "train_steps": result.steps - setup.start_step,
         "train_seconds": result.seconds,
     }
+    trained_steps = result.steps - setup.start_step if setup.trains else 0
+    own = bill.train_flops(counts.nonzero_flops, train_spec.batch_size, trained_steps)
+    upstream = bill.upstream(ctx)
+    metrics.update(train_flops=own, upstream_train_flops=upstream,
+                   cumulative_train_flops=own + upstream)
     if setup.trains:
         metrics["train_lr"] = train_spec.lr  # the base lr it trained at, whatever set it
     artifacts = dict(setup.artifacts)
     if (spec.stage in ("dense", "imp") or setup.keep_final) and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        artifacts[bill.BILL] = bill.artifact(own, upstream)
     params = {"trained.widths": str(model.widths), **setup.params}
     if setup.trains:
         params.update(_trained(train_spec, setup, result))

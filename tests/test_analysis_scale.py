@@ -86,33 +86,37 @@ def test_the_verdict_says_where_and_how_it_moves_with_width(study):
                   for r in cells.itertuples())
     assert text.startswith(f"Lottery effect (lottery beats reinit, paired by seed, Holm over the "
                            f"{CELLS} cells tested: widths 0.5, 1, 2, 4, lr 0.01, 0.1, "
-                           f"unstructured and structured): present at {planted} of {CELLS}.")
+                           f"unstructured and structured): present at {planted} of {CELLS} "
+                           "[table verdicts: lottery vs reinit].")
     assert ("unstructured at lr 0.01: at widths 0.5, 1 from 16% down to 2.56% remaining; at "
             "widths 2, 4 from 6.4% down to 2.56% remaining") in text
-    assert ("a wider net shows it only at lower density (onset 16% (width 0.5) → 16% (width 1) "
-            "→ 6.4% (width 2) → 6.4% (width 4))") in text
-    assert "No effect detected at unstructured, lr 0.1; structured, lr 0.01; structured, lr 0.1." \
-        in text
+    assert ("Onsets, by round: unstructured, lr 0.01: first round with an effect, width 0.5: "
+            "round 2, width 1: round 2, width 2: round 3, width 4: round 3") in text
+    for where in ("unstructured, lr 0.1", "structured, lr 0.01", "structured, lr 0.1"):
+        assert (f"No effect detected at {where}, in any cell or pooled over rounds [tables "
+                f"verdicts and pooled: {where}].") in text
     assert "Pooled over rounds (one test per width, lr and granularity, Holm over 16): lottery " \
            "better at 4" in text
 
 
 def _cells(onsets: dict[float, list[float]]) -> pd.DataFrame:
-    """Hand-made map cells: per width, the remaining % of its rounds and which show an effect."""
-    rows = [{"granularity": "unstructured", "lr": 0.1, "width": w, "remaining_pct": pct,
+    """Hand-made map cells: per width, its rounds and which show an effect."""
+    rows = [{"granularity": "unstructured", "lr": 0.1, "width": w, "round": r,
              "mean": 0.03 * hit, "effect": bool(hit), "verdict": "x"}
-            for w, hits in onsets.items() for pct, hit in zip((50.0, 25.0, 12.5), hits)]
+            for w, hits in onsets.items() for r, hit in zip((1, 2, 3), hits)]
     return pd.DataFrame(rows)
 
 
 @pytest.mark.parametrize(("onsets", "words"), [
-    ({1.0: [0, 1, 1], 2.0: [1, 1, 1]}, "a wider net shows it already at higher density"),
-    ({1.0: [1, 1, 1], 2.0: [0, 0, 0]}, "present up to width 1, not at all at width 2"),
-    ({1.0: [0, 1, 1], 2.0: [0, 1, 1]}, "the effect starts at the same density at every width"),
-    ({1.0: [0, 1, 1], 2.0: [1, 1, 1], 4.0: [0, 0, 1]}, "no monotone trend with width"),
+    ({1.0: [0, 1, 1], 2.0: [1, 1, 1]}, "width 1: round 2, width 2: round 1"),
+    ({1.0: [1, 1, 1], 2.0: [0, 0, 0]}, "width 1: round 1, width 2: none"),
+    ({1.0: [0, 0, 1], 2.0: [0, 1, 1], 4.0: [0, 0, 1]},
+     "width 1: round 3, width 2: round 2, width 4: round 3"),
 ])
-def test_the_width_trend_in_words(onsets, words):
-    assert words in verdict.trend(_cells(onsets))[0]
+def test_onsets_are_compared_by_round(onsets, words):
+    (line,) = verdict.onsets(_cells(onsets))
+    assert line == (f"unstructured, lr 0.1: first round with an effect, {words} [table "
+                    "verdicts: lottery vs reinit, unstructured, lr 0.1]")
 
 
 def test_the_joint_law_recovers_the_planted_constants(study):

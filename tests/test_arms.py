@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -184,12 +186,16 @@ def test_structured_finetune_shrinks_the_previous_rounds_trained_net(chains):
     ({}, 0.05),  # a constant lr ends where it started: the starved 5e-4 is gone
     ({"schedule": "step"}, 0.05 * 0.1**2),  # Rethinking's 0.1 -> 1e-3
     ({"schedule": "step", "milestones": (0.5,), "gamma": 0.2}, 0.05 * 0.2),
-    ({"schedule": "cosine"}, 0.05 * 0.01),
+    ({"schedule": "step", "milestones": (0.5, 0.8)}, 0.05 * 0.1),  # 0.8: after the tail starts
+    ({"schedule": "cosine"}, 0.05 * (1 + math.cos(math.pi * 0.75)) / 2),  # not 0.05 x 0.01
+    ({"schedule": "cosine", "warmup_steps": 10}, 0.05 * (1 + math.cos(math.pi * 0.75)) / 2),
 ])
-def test_finetune_lr_is_the_dense_schedules_final_lr(update, expected):
+def test_finetune_lr_is_the_schedules_lr_when_the_finetuning_share_is_left(update, expected):
     """Liu et al. fine-tune at the last lr of the dense schedule (CIFAR: 160 epochs at 0.1, x0.1
-    at epochs 80 and 120, then 40 epochs at 1e-3), for 40/160 of the budget, at a constant lr;
-    cosine ends at 0, so it fine-tunes at 1% of its peak (Rethinking's 1e-3 / 0.1)."""
+    at epochs 80 and 120, then 40 epochs at 1e-3), for 40/160 of the budget, at a constant lr:
+    the lr the schedule runs at when a quarter of it is left. Cosine has no last lr (it ends
+    at 0; 1% of the peak starved every fine-tuning), so it takes that same point of the curve:
+    0.146 x lr; warmup, long over by then, plays no part."""
     dense = DENSE.model_copy(update={"train": DENSE.train.model_copy(update=update)})
     spec = TrialSpec(stage="arm", arm="finetune", round=1, dense=dense,
                      prune=PLANS["unstructured"])

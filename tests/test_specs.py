@@ -90,7 +90,10 @@ def test_ids_change_exactly_where_the_fair_arms_fixes_change_a_computation():
     assert arm("finetune").id != arm("finetune").model_copy(update={"round": 1}).id
     step = DenseSpec(train=TrainSpec(lr=0.1, steps=1000, schedule="cosine"))
     first = TrialSpec(stage="arm", arm="finetune", round=1, dense=step, prune=PLAN)
-    assert "revision" not in first.canonical()  # dense θT source, lr x 0.01 as before
+    assert first.canonical()["revision"] == 2  # cosine: lr x 0.01 became lr x 0.146
+    rethinking = DenseSpec(train=TrainSpec(lr=0.1, steps=1000, schedule="step"))
+    last = TrialSpec(stage="arm", arm="finetune", round=1, dense=rethinking, prune=PLAN)
+    assert last.canonical()["revision"] == 1  # step: the last lr, as in revision 1
     vgg = DenseSpec(model=ModelSpec(name="vgg11"), train=TrainSpec(lr=0.1, steps=1000))
     imp = TrialSpec(stage="imp", arm="lottery", round=1, dense=vgg, prune=PLAN)
     assert imp.canonical()["dense"]["revision"] == 1  # a new θ0 reaches every descendant
