@@ -84,6 +84,9 @@ def reach_sentence(verdicts: pd.DataFrame, arm: str) -> str | None:
                 f"tested cells (by {gap:.1f} pp on average).")
     beats = rows[rows.beats]
     tail = (f"; it beats IMP in {len(beats)} of them ({_cells(beats)})" if len(beats) else "")
+    if "detectable_holm" in hits and np.isfinite(hits.detectable_holm).any():
+        tail += (f" (a gap under {np.nanmedian(hits.detectable_holm) * 100:.1f} pp, the median "
+                 "detectable at 80% power after Holm there, could go unseen)")
     return (f"{label(arm)} reaches IMP's accuracy (lottery − {arm} not significant after Holm, "
             f"or {arm} better) in {len(hits)} of {n} tested cells: {_cells(hits)}{tail}.")
 

@@ -103,6 +103,12 @@ def test_the_reach_sentence_names_the_planted_cells(stores):
     assert rigl.startswith("RigL (sparse from scratch) reaches IMP's accuracy")
     assert "in 3 of 12 tested cells: lr 0.1: width 2 at 50%, 25%, 12.5%." in rigl
     assert "lr 0.01" not in rigl and "width 1 " not in rigl
+    from analysis.power import with_power
+
+    powered = train_small.reach_sentence(with_power(verdicts), "rigl")
+    assert powered.startswith(rigl.removesuffix(".") + " (a gap under ")
+    assert powered.endswith(" pp, the median detectable at 80% power after Holm there, could "
+                            "go unseen).")
     set_ = train_small.reach_sentence(verdicts, "set")
     assert set_ == ("SET (sparse from scratch) never reaches IMP's accuracy: lottery is better "
                     "in all 12 tested cells (by 4.0 pp on average).")
