@@ -301,3 +301,20 @@ def test_shuffle_keeps_counts_and_moves_weights():
     shuffled = random_like(mask, torch.Generator().manual_seed(1))
     assert int(shuffled["w"].sum()) == int(mask["w"].sum())
     assert not torch.equal(shuffled["w"], mask["w"])
+
+
+def test_bad_train_small_input_is_refused_naming_the_field():
+    from pydantic import ValidationError
+
+    from study.specs import ArmOptions, DenseSpec, PruneSpec, TrialSpec
+
+    dense = DenseSpec(train=TrainSpec(steps=10))
+    with pytest.raises(ValidationError, match="options.mask_shuffle: only the snip, grasp, "
+                                              "synflow, random_erk arm"):
+        TrialSpec(stage="arm", arm="reinit", round=1, dense=dense, prune=PruneSpec(rounds=1),
+                  options=ArmOptions(mask_shuffle=True))
+    with pytest.raises(ValidationError, match="'rigl' masks single weights"):
+        TrialSpec(stage="arm", arm="rigl", round=1, dense=dense,
+                  prune=PruneSpec(granularity="structured", criterion="l1_filter", rounds=1))
+    with pytest.raises(ValueError, match="growth: 'sideways'"):
+        MaskUpdate("sideways", 100)
