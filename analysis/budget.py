@@ -161,10 +161,12 @@ def budget_sentence(checked: pd.DataFrame) -> str | None:
 def caution_sentence(flagged: pd.DataFrame) -> str | None:
     """Which effect cells carry a caution (not converged or budget-dependent)."""
     hits = flagged[flagged.effect]
-    if hits.empty:
-        return None
+    if hits.empty or (hits.converged.isna().all() and (hits.budget == "not checked").all()):
+        return None  # nothing recorded to judge by (runs from before convergence flags)
     warned = hits[hits.caution]
     if warned.empty:
+        if hits.converged.isna().any():
+            return None
         return (f"Every one of the {len(hits)} cells with an effect converged (at least 80% of "
                 "its lottery and reinit runs) and none was found budget-dependent "
                 "[table effect_cells].")

@@ -16,15 +16,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.style import (
-    PLAN_KEYS,
-    REGIME_KEYS,
     color,
     describe,
-    facet_keys,
-    facets,
+    each_panel,
     label,
     legend_above,
     ordered_arms,
+    plan_by_regime,
 )
 
 PRUNE_BIG = ("lottery", "finetune", "lr_rewind")
@@ -101,28 +99,22 @@ def figure(table: pd.DataFrame) -> plt.Figure | str:
     every arm a colour, each width a point per round, the Pareto front as a black line."""
     if table.empty:
         return "no run recorded its training compute"
-    rows = facets(table, facet_keys(table, "granularity", PLAN_KEYS))
-    cols = facets(table, facet_keys(table, "lr", [*REGIME_KEYS, "dataset", "model"]))
+    rows, cols = plan_by_regime(table)
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey="row",
-                             figsize=(4.2 * len(cols), 3.4 * len(rows)))
-    for i, (plan, by_plan) in enumerate(rows):
-        for j, (regime, _) in enumerate(cols):
-            ax = axes[i][j]
-            panel = by_plan.merge(pd.DataFrame([regime]), on=list(regime))
-            if panel.empty:
-                ax.set_axis_off()
-                continue
-            for arm in ordered_arms(panel.arm.unique()):
-                mine = panel[panel.arm == arm]
-                ax.scatter(mine.compute, mine.accuracy * 100, s=14, color=color(arm),
-                           label=label(arm), alpha=0.85)
-            front = panel[panel.pareto].sort_values("compute")
-            ax.step(front.compute, front.accuracy * 100, where="post", color="black", lw=1,
-                    label="Pareto front")
-            ax.set_xscale("log")
-            ax.set_title(describe({**plan, **regime}), fontsize=9)
-            ax.set_xlabel("cumulative training FLOPs (MACs)")
-            if j == 0:
-                ax.set_ylabel("test accuracy (%)")
+                             figsize=(4.2 * len(cols), 3.9 * len(rows)))
+    fig.subplots_adjust(hspace=0.45)
+    for ax, j, plan, regime, panel in each_panel(axes, rows, cols):
+        for arm in ordered_arms(panel.arm.unique()):
+            mine = panel[panel.arm == arm]
+            ax.scatter(mine.compute, mine.accuracy * 100, s=14, color=color(arm),
+                       label=label(arm), alpha=0.85)
+        front = panel[panel.pareto].sort_values("compute")
+        ax.step(front.compute, front.accuracy * 100, where="post", color="black", lw=1,
+                label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_title(describe({**plan, **regime}), fontsize=9)
+        ax.set_xlabel("cumulative training FLOPs (MACs)")
+        if j == 0:
+            ax.set_ylabel("test accuracy (%)")
     legend_above(fig, axes)
     return fig

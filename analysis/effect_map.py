@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.stats import CONDITION
-from analysis.style import PLAN_KEYS, REGIME_KEYS, count_label, describe, facet_keys, facets
+from analysis.style import count_label, describe, each_panel, plan_by_regime
 
 COMPARISON = "lottery vs reinit"
 
@@ -33,11 +33,6 @@ def cells(verdicts: pd.DataFrame, frame: pd.DataFrame,
     return rows.assign(effect=rows.verdict == "effect: lottery better")
 
 
-def _panels(data: pd.DataFrame) -> tuple[list, list]:
-    return (facets(data, facet_keys(data, "granularity", PLAN_KEYS)),
-            facets(data, facet_keys(data, "lr", [*REGIME_KEYS, "dataset", "model"])))
-
-
 def effect_map(data: pd.DataFrame, versus: str = "reinit") -> plt.Figure | str:
     """Heatmaps of the gap lottery − `versus` (pp): rows widths (widest on top), columns IMP
     rounds labelled with the weights remaining; a panel per plan (rows) and lr (columns)."""
@@ -45,30 +40,24 @@ def effect_map(data: pd.DataFrame, versus: str = "reinit") -> plt.Figure | str:
         return f"no matched lottery and {versus} runs"
     if data.width.nunique() < 2:
         return "only one width"
-    rows, cols = _panels(data)
+    rows, cols = plan_by_regime(data)
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False,
                              figsize=(1.2 + 0.75 * data["round"].nunique() * len(cols) + 1.4,
                                       0.9 + 0.42 * data.width.nunique() * len(rows) + 0.6))
     limit = max(float(np.nanmax(np.abs(data["mean"]))) * 100, 0.5)
-    for i, (plan, by_plan) in enumerate(rows):
-        for j, (regime, _) in enumerate(cols):
-            ax = axes[i][j]
-            panel = by_plan.merge(pd.DataFrame([regime]), on=list(regime))
-            if panel.empty:
-                ax.set_axis_off()
-                continue
-            gap, text = grid(panel)
-            with warnings.catch_warnings():  # seaborn 0.13 calls a retiring colormap method
-                warnings.simplefilter("ignore", PendingDeprecationWarning)
-                sns.heatmap(gap, annot=text.to_numpy(), fmt="", cmap="RdBu_r", vmin=-limit,
-                            vmax=limit, center=0, ax=ax, cbar=j == len(cols) - 1,
-                            linewidths=0.5, annot_kws={"fontsize": 7},
-                            cbar_kws={"label": f"lottery − {versus} (pp)"}
-                            if j == len(cols) - 1 else None)
-            ax.set_title(describe({**plan, **regime}), fontsize=9)
-            ax.set_xlabel("IMP round (weights remaining)")
-            ax.set_ylabel("width" if j == 0 else "")
-            ax.tick_params(axis="y", rotation=0)
+    for ax, j, plan, regime, panel in each_panel(axes, rows, cols):
+        gap, text = grid(panel)
+        with warnings.catch_warnings():  # seaborn 0.13 calls a retiring colormap method
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(gap, annot=text.to_numpy(), fmt="", cmap="RdBu_r", vmin=-limit,
+                        vmax=limit, center=0, ax=ax, cbar=j == len(cols) - 1,
+                        linewidths=0.5, annot_kws={"fontsize": 7},
+                        cbar_kws={"label": f"lottery − {versus} (pp)"}
+                        if j == len(cols) - 1 else None)
+        ax.set_title(describe({**plan, **regime}), fontsize=9)
+        ax.set_xlabel("IMP round (weights remaining)")
+        ax.set_ylabel("width" if j == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
     fig.suptitle(f"lottery − {versus} test accuracy (pp, mean over seeds); * Holm-adjusted "
                  "p < 0.05 over every cell, ? fewer than 3 seeds", fontsize=9)
     fig.tight_layout()
@@ -100,7 +89,7 @@ def effect_vs_weights(data: pd.DataFrame) -> plt.Figure | str:
         return "no matched lottery and reinit runs"
     if data.width.nunique() < 2:
         return "only one width"
-    rows, cols = _panels(data)
+    rows, cols = plan_by_regime(data)
     fig, axes = plt.subplots(len(rows), len(cols), squeeze=False, sharey=True,
                              figsize=(4.4 * len(cols), 3.3 * len(rows)))
     widths = sorted(data.width.unique())

@@ -24,6 +24,7 @@ from study.contract import (
     STAGES,
     TUNING,
     default_uri,
+    relocate,
     search_all,
     store_exists,
     unreachable,
@@ -52,6 +53,7 @@ def resolve_uri(tracking_uri: str | None) -> str:
     err = unreachable(uri)
     if err is not None:
         raise AnalysisError(f"tracking server {uri} is unreachable ({err})")
+    relocate(uri)  # a study folder moved or copied: read and log its own artifacts
     return uri
 
 

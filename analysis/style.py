@@ -113,6 +113,25 @@ def facets(frame: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFram
     return sorted(groups, key=lambda g: [rank(k, v) for k, v in g[0].items()])
 
 
+def plan_by_regime(data: pd.DataFrame) -> tuple[list, list]:
+    """The facets of a grid of panels: a row per pruning plan, a column per lr regime (and
+    dataset and model where they vary)."""
+    return (facets(data, facet_keys(data, "granularity", PLAN_KEYS)),
+            facets(data, facet_keys(data, "lr", [*REGIME_KEYS, "dataset", "model"])))
+
+
+def each_panel(axes, rows: list, cols: list):
+    """(ax, column, plan, regime, data) for every panel of a `plan_by_regime` grid that has
+    data; a panel without any is switched off."""
+    for i, (plan, by_plan) in enumerate(rows):
+        for j, (regime, _) in enumerate(cols):
+            panel = by_plan.merge(pd.DataFrame([regime]), on=list(regime))
+            if panel.empty:
+                axes[i][j].set_axis_off()
+                continue
+            yield axes[i][j], j, plan, regime, panel
+
+
 def rank(key: str, value) -> tuple:
     order = ORDER.get(key, [])
     return (order.index(value), "") if value in order else (len(order), value)

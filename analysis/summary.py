@@ -188,7 +188,11 @@ def trend_table(trends: pd.DataFrame) -> pd.DataFrame:
     rows["mean gap pp"] = trends["mean"] * 100
     rows["slope pp per doubling"] = trends.slope * 100
     rows["95% t interval"] = _interval(trends.low, trends.high)
-    rows["p"], rows["Holm p"], rows["verdict"] = trends.p, trends.p_holm, trends.verdict
+    rows["p"], rows["Holm p"] = trends.p, trends.p_holm
+    rows["verdict"] = [{f"effect: {a} better": "the gap grows with width",
+                        f"effect: {b} better": "the gap shrinks with width",
+                        "no effect detected": "no trend detected"}.get(v, v)
+                       for v, a, b in zip(trends.verdict, trends.a, trends.b)]
     return rows
 
 

@@ -37,7 +37,8 @@ def width_trend(frame: pd.DataFrame, a: str = "lottery", b: str = "reinit",
         return pd.DataFrame(columns=COLUMNS)
     table = pd.DataFrame(rows)
     table["comparison"], table["a"], table["b"] = f"{a} vs {b}", a, b
-    return decide(table, a, b, count="seeds")[COLUMNS]
+    decided = decide(table.assign(mean=table.slope), a, b, count="seeds")  # the slope's sign
+    return decided.assign(mean=table["mean"])[COLUMNS]
 
 
 def _fit(key: dict, group: pd.DataFrame) -> dict:

@@ -15,6 +15,9 @@ import pandas as pd
 from analysis.style import rank
 from analysis.trend import sentence
 
+TRAIN_SMALL_AHEAD = "train small"
+"""`scaling.crossings`' `ahead_above` when the small dense nets are ahead above N*."""
+
 
 def _widths(values) -> str:
     return ", ".join(f"{w:g}" for w in sorted(values))
@@ -109,8 +112,8 @@ def equal_size(cross: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
         ref = f"[tables crossing and verdicts: lottery vs small_dense, {at}, width {r.width:g}]"
         if np.isfinite(r.crossing):
             size = mine.nonzero_weights if "nonzero_weights" in mine else pd.Series(dtype=float)
-            above = small if r.ahead_above == "small_dense" else big
-            below = big if r.ahead_above == "small_dense" else small
+            train_small_above = r.ahead_above == TRAIN_SMALL_AHEAD
+            above, below = (small, big) if train_small_above else (big, small)
             sides = (len(size) and (above.nonzero_weights > r.crossing).any()
                      and (below.nonzero_weights < r.crossing).any())
             if sides:

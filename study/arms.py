@@ -116,6 +116,8 @@ def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
 
 
 def dense(ctx: TrialContext) -> Setup:
+    """The big net trained from its seeded θ0 for the dense budget T: the reference every arm is
+    compared to, and the source of round 1's mask."""
     model = ctx.init_big(ctx.spec.dense.seed)
     return _setup(ctx, model, None,
                   artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
@@ -141,6 +143,8 @@ def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Ten
 
 
 def reinit(ctx: TrialContext) -> Setup:
+    """Scratch-E (Liu et al. 2019; LTH's random-reinitialization control): the round's pruned
+    architecture from a fresh random init, trained for the dense budget T."""
     return _fresh(ctx)
 
 
@@ -385,7 +389,8 @@ TRAIN_SMALL_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
 
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
-    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant, "random_prune": random_prune,
+    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant,
+    "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
     "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
     **TRAIN_SMALL_SETUPS,

@@ -296,50 +296,60 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
 
 
 @app.command()
-def ui(tracking_uri: UriOpt = None,
+def ui(space: Annotated[str | None, typer.Argument(
+           help="A study (experiment) to link to; default: every study in the store.")] = None,
+       tracking_uri: UriOpt = None,
        port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
        host: Annotated[str, typer.Option(help="Address to bind (default: this machine only)."
                                          )] = "127.0.0.1") -> None:
-    """Browse the study's runs in the MLflow UI (telemetry off; Ctrl-C stops it)."""
-    import signal
+    """Browse the study's runs in the MLflow UI: prints the link to each study's runs table and
+    saved views (model-training view; telemetry off; Ctrl-C stops it)."""
     import socket
-    import subprocess
     import sys
 
-    from study.contract import default_uri, store_exists
-    from study.tracking import artifact_root
+    from mlflow.tracking import MlflowClient
+
+    from study import browse
+    from study.contract import artifact_root, default_uri, relocate, store_exists, unreachable
 
     uri = tracking_uri or default_uri()
-    if uri.startswith(("http://", "https://")):
-        typer.echo(f"{uri} is a tracking server, which serves the UI itself: open it in a browser")
-        return
+    server = uri.startswith(("http://", "https://"))
+    down = unreachable(uri)
+    if down is not None:
+        raise fail(f"--tracking-uri {uri}: tracking server unreachable ({down}); start it "
+                   "(scripts/tracking_server.sh) or fix --tracking-uri")
     if not store_exists(uri):
         raise fail(f"--tracking-uri {uri}: no tracking store there; run `study run` or "
                    "`study sweep` first, or point --tracking-uri at a store")
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            raise fail(f"--port {port}: cannot listen on {host}:{port} ({err}); "
-                       "pass another --port") from None
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
-    root = artifact_root(uri)
-    if root:
-        command += ["--default-artifact-root", root]
-    # MLflow 3's UI opens in its GenAI view unless the link asks for the model-training one
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}/#/experiments"
-               "?workflowType=machine_learning (Ctrl-C stops it)")
-    # telemetry off: inherited. No job runner: MLflow 3 starts a pool of GenAI job workers
-    # (~1 GB) that browsing runs never uses and that outlive a stopped server
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
-    server = subprocess.Popen(command, start_new_session=True, env=env)
-    try:
-        server.wait()
-    except KeyboardInterrupt:  # stop the server and its workers cleanly, without a trace
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
+    if not server:
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError as err:
+                raise fail(f"--port {port}: cannot listen on {host}:{port} ({err}); "
+                           "pass another --port") from None
+        relocate(uri)  # a moved or copied study folder: its own artifacts
+    client = MlflowClient(uri)
+    found = browse.studies(client, space)
+    if space is not None and not found:
+        known = ", ".join(e.name for e in browse.studies(client)) or "none"
+        raise fail(f"{space}: no such study in {uri}; studies there: {known}")
+    for experiment in found:
+        browse.write_views(client, experiment.experiment_id)
+        colored = browse.color_runs(client, experiment.experiment_id)
+        if colored:
+            typer.echo(f"{experiment.name}: coloured {colored} earlier runs by arm")
+    base = uri.rstrip("/") if server else f"http://{host}:{port}"
+    lines = browse.links(base, found) or [f"no study in {uri} yet: run `study sweep` first"]
+    if server:  # a tracking server serves the UI itself
+        typer.echo("\n".join([f"MLflow UI at {base}/#/experiments?{browse.ML_VIEW}", *lines]))
+        return
+    typer.echo("\n".join([f"MLflow UI for {uri} at {base}/#/experiments?{browse.ML_VIEW} "
+                          "(Ctrl-C stops it)", *lines]))
+    command = browse.server_command(sys.executable, uri, host, port, artifact_root(uri))
+    code = browse.serve(command, browse.server_env())
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover - console entry point

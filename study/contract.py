@@ -9,7 +9,11 @@ runs are paged out of a store.
   model-training view, not its GenAI one) and described by the space file's docstring. One run
   per trial, top level (so every table, filter and chart shows the trials at once), naming the
   launch that ran it by the tag `study.launch`; a launch run (`study.stage` = "launch") per
-  launch, with the space file attached.
+  launch, with the space file attached. Trial runs carry their arm's colour (`mlflow.runColor`,
+  `study.browse.arm_color`); the experiment, the study's saved views of its runs table
+  (`mlflow.sharedViewState.*`, written by `study ui`). Artifacts of a SQLite store live in the
+  `artifacts/` folder beside it; a store moved or copied is pointed there when opened
+  (`relocate`).
 - A trial's run is live: `Tracker.start` creates it RUNNING when the trial starts, `log_eval`
   writes the curve points as the trial evaluates (batched, at most every `STUDY_LIVE_SECONDS`,
   5 s by default, each point stamped with its evaluation's time), `finish` writes the
@@ -54,8 +58,11 @@ runs are paged out of a store.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import sqlite3
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +97,8 @@ CURVES = ("train_loss", "val_loss", "val_acc", "test_acc")
 OPTIONAL_ARTIFACTS = ("bill.pt",)
 """Artifacts that runs recorded by earlier versions lack: a reader makes do without them."""
 PAGE = 5000  # runs per search query (MLflow's largest page)
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+"""The experiment tag and value of MLflow's model-training view (not its GenAI one)."""
 
 
 def tag(name: str) -> str:
@@ -113,6 +122,49 @@ def default_uri() -> str:
 def store_exists(uri: str) -> bool:
     """Whether there is a store to read (a SQLite file that is not there is not created)."""
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts beside a SQLite store, in `artifacts/` (absolute: Ray runs trials in other
+    folders); None for a tracking server, which decides (and serves) its own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def relocate(uri: str) -> int:
+    """Point a moved or copied SQLite store's studies at the `artifacts/` folder beside it.
+
+    MLflow keeps absolute artifact locations: a study folder moved elsewhere would look for its
+    masks and weights where it was, and a copy would read (and `study analyze` write) the
+    original's. Every experiment created by the study (tagged `KIND_TAG`) whose
+    location is another store's `artifacts/` gets this one's, its runs' artifact URIs with it.
+    Nothing happens without an `artifacts/` folder here (a store copied without its artifacts).
+    Returns the number of experiments moved."""
+    here = artifact_root(uri)
+    if here is None or not store_exists(uri):
+        return 0
+    if not Path(urllib.request.url2pathname(urllib.parse.urlparse(here).path)).is_dir():
+        return 0
+    moved = 0
+    with contextlib.closing(sqlite3.connect(uri.removeprefix("sqlite:///"), timeout=60)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if not {"experiments", "experiment_tags", "runs"} <= tables:
+            return 0  # not an MLflow store yet
+        elsewhere = db.execute(
+            "SELECT e.experiment_id, e.artifact_location FROM experiments e JOIN experiment_tags t"
+            " ON t.experiment_id = e.experiment_id AND t.key = ?"
+            " WHERE e.artifact_location LIKE 'file:%/artifacts' AND e.artifact_location != ?",
+            (KIND_TAG, here)).fetchall()
+        with db:  # one transaction: all of a store's studies move, or none
+            for experiment_id, old in elsewhere:
+                db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                           (here, experiment_id))
+                db.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE "
+                           "experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                           (here, len(old) + 1, experiment_id, len(old) + 1, old + "/"))
+                moved += 1
+    return moved
 
 
 def unreachable(uri: str, timeout: float = 5.0) -> str | None:

@@ -30,13 +30,18 @@ from sqlalchemy.engine import Engine
 
 from study import __version__
 from study.arms import ARM_SETUPS
+from study.browse import arm_color
 from study.contract import (
     CURVES,
     DONE,
+    KIND,
+    KIND_TAG,
     OPTIONAL_ARTIFACTS,
     TERMINAL_OK,
     VARIANT,
+    artifact_root,
     default_uri,
+    relocate,
     search_all,
     sha256_tag,
     store_exists,
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
     from study.trial import TrialRecord
 
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
-KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # not the GenAI view
 GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 LIVE_SECONDS = 5.0  # how often a running trial's new curve points are written
 
@@ -72,13 +76,6 @@ class UpstreamNotReady(RuntimeError):
 
 class UpstreamFailed(RuntimeError):
     """A parent trial diverged or was skipped: its children are recorded as skipped."""
-
-
-def artifact_root(uri: str) -> str | None:
-    """Artifacts beside a SQLite store (absolute: Ray runs trials in other folders)."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
-    return None  # a tracking server decides (and serves) its own artifact root
 
 
 @cache
@@ -222,6 +219,7 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             fast_sqlite()
+            relocate(self.uri)  # a study folder moved or copied: its artifacts are here now
         if probe:
             _probe(self.uri)
         self.client = MlflowClient(self.uri)
@@ -302,7 +300,7 @@ class Tracker:
         if earlier is not None:
             return TrialRun.resume(self, spec, earlier, tags)
         info = retrying(self.client.create_run, self.experiment_id, run_name=run_name(spec),
-                        tags={**tags, NOTE: describe(spec)}).info
+                        tags={**tags, NOTE: describe(spec), **arm_color(spec.arm)}).info
         run_id = info.run_id
         stamp = _now()
         retrying(self.client.log_batch, run_id,

@@ -160,7 +160,8 @@ def test_convergence_is_counted_per_lr_and_width(study):
     dense = table[table.arm == "dense"]
     assert (dense.runs == len(SEEDS)).all()  # a dense run counts once per plan
     words = budget.convergence_sentence(table)
-    assert "at lr 0.1, 91-100% per width" in words  # width 0.5: 32 of 35 and words.endswith("[table convergence].")
+    assert "at lr 0.1, 91-100% per width" in words  # width 0.5: 32 of 35 converged
+    assert words.endswith("[table convergence].")
 
 
 def test_the_bill_puts_the_lottery_at_its_lineages_compute(study):
@@ -181,7 +182,7 @@ def test_the_bill_puts_the_lottery_at_its_lineages_compute(study):
 def test_a_crossing_without_significant_points_on_both_sides_is_not_reported():
     cross = pd.DataFrame([{"granularity": "structured", "lr": 0.1, "width": 2.0,
                            "crossing": 12_000.0, "ci_low": 8_000.0, "ci_high": 20_000.0,
-                           "ahead_above": "small_dense", "n_low": 1_000.0, "n_high": 30_000.0}])
+                           "ahead_above": "train small", "n_low": 1_000.0, "n_high": 30_000.0}])
     rows = pd.DataFrame({"granularity": "structured", "lr": 0.1, "width": 2.0,
                          "round": [1, 2, 3], "nonzero_weights": [20_000.0, 9_000.0, 3_000.0],
                          "verdict": ["no effect detected", "effect: lottery better",

@@ -17,7 +17,7 @@ from analysis import lecture
 from analysis.load import load_runs
 from analysis.pipeline import analyze
 from analysis.style import theme
-from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec
+from study.specs import DenseSpec, ModelSpec, PruneSpec, TrainSpec, TrialSpec, same_as_another
 from study.tracking import Tracker
 
 SEEDS = (0, 1, 2, 3)
@@ -65,6 +65,8 @@ def store(tmp_path_factory):
                                                            pruned_val_acc=before))
                     for arm, acc in (("reinit", after - 0.03), ("scratch_b", after - 0.01),
                                      ("small_dense", after - 0.05)):
+                        if same_as_another(arm, plan, dense):  # the neuron chain's: reinit's
+                            continue
                         spec = TrialSpec(stage="arm", arm=arm, round=r, dense=dense, prune=plan)
                         _write(tracker, launch, spec, _metrics(acc, r))
         for r in ROUNDS:

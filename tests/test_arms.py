@@ -23,6 +23,7 @@ from study.specs import (
     PruneSpec,
     TrainSpec,
     TrialSpec,
+    same_as_another,
 )
 from study.trial import run_trial
 
@@ -277,6 +278,23 @@ def test_every_arm_a_spec_can_name_has_its_setup():
     assert set(ARMS) == set(ARM_SETUPS)
 
 
+def test_every_arms_run_description_says_what_the_arm_is():
+    """A run's description carries its arm's docstring (the one place an arm is described):
+    one trial per arm, from the shipped spaces."""
+    from study.space import load_space, space_files
+    from study.tracking import describe
+
+    first = {}
+    for name in space_files():
+        for spec in load_space(name)[0].expand():
+            first.setdefault(spec.arm, spec)
+    assert set(first) == set(ARMS)
+    for arm, spec in first.items():
+        words = " ".join((ARM_SETUPS[arm].__doc__ or "").split("\n\n")[0].split())
+        assert len(words) > 40, f"{arm}: no docstring saying what the arm is"
+        assert words in describe(spec), arm
+
+
 @pytest.mark.timeout(300)
 def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains):
     """One budget rule (`study.arms.steps`): the sweep's plan shows the steps each arm really
@@ -288,6 +306,8 @@ def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains)
                                   and key == "structured"):  # weight-level masks only
                 continue
             if arm in STABILITY_ARMS:  # need their copies: tests/test_stability.py
+                continue
+            if same_as_another(arm, PLANS[key], DENSE):  # refused: reinit's trials again
                 continue
             setup, _ = setup_of(chains, key, arm)
             spec = TrialSpec(stage="imp" if arm == "lottery" else "arm", arm=arm, round=2,
@@ -354,3 +374,108 @@ def test_bn_l1_trains_only_the_nets_whose_scales_are_ranked(monkeypatch):
             store.run(TrialSpec(stage=stage, arm=arm, round=round_, dense=dense,
                                 prune=plans["iterative"]))
     assert seen == [1e-4, 1e-4, 1e-4, 0.0, 0.0]
+
+
+def test_lr_rewind_retrains_the_pruned_trained_net_with_the_whole_dense_schedule(chains):
+    """Renda et al. 2020: the net finetune starts from (round r-1's trained weights on round
+    r's mask), but retrained for the dense budget T with the dense schedule from its start."""
+    store = chains["unstructured"]
+    setup, ctx = setup_of(chains, "unstructured", "lr_rewind", round_=2)
+    source, mask = store.fetch(_imp(1), "final.pt"), store.fetch(_imp(2), "mask.pt")
+    state = setup.model.state_dict()
+    for name in mask:
+        assert torch.equal(setup.masks[name], mask[name])
+        assert torch.equal(state[name][mask[name]], source[name][mask[name]]), name
+    assert (setup.total_steps, setup.start_step, setup.train) == (DENSE.total_steps(), 0, None)
+    spec = TrialSpec(stage="arm", arm="lr_rewind", round=2, dense=DENSE,
+                     prune=PLANS["unstructured"])
+    assert [(p.stage, p.round) for p in spec.parents()] == [("dense", 0), ("imp", 2), ("imp", 1)]
+    record = run_trial(spec, store.fetch)
+    assert record.params["trained.lr"] == f"{DENSE.train.lr:g}"
+    assert record.metrics["train_steps"] == DENSE.total_steps()
+    structured, _ = setup_of(chains, "structured", "lr_rewind")
+    assert structured.masks is None and structured.model.widths == [8, 8]
+
+
+def test_every_run_bills_its_own_training_and_what_it_started_from(chains):
+    """The compute bill (study.bill): 3 forward passes a sample; a chain round carries its
+    source's whole bill, an arm its mask's, small_dense nothing."""
+    from study.bill import PASSES_PER_STEP
+
+    store = chains["unstructured"]
+    dense = run_trial(TrialSpec(stage="dense", arm="dense", dense=DENSE), store.fetch).metrics
+    per_step = PASSES_PER_STEP * DENSE.train.batch_size
+    assert dense["train_flops"] == per_step * dense["flops"] * DENSE.total_steps()
+    assert dense["upstream_train_flops"] == 0
+    rounds = [run_trial(_imp(r), store.fetch).metrics for r in (1, 2)]
+    assert rounds[0]["upstream_train_flops"] == dense["train_flops"]
+    assert rounds[1]["upstream_train_flops"] == pytest.approx(
+        dense["train_flops"] + rounds[0]["train_flops"])
+    assert rounds[1]["train_flops"] < rounds[0]["train_flops"] < dense["train_flops"]
+    for arm in ("reinit", "finetune", "lr_rewind", "supermask"):  # round 2's mask: round 1's
+        spec = TrialSpec(stage="arm", arm=arm, round=2, dense=DENSE, prune=PLANS["unstructured"])
+        metrics = run_trial(spec, store.fetch).metrics
+        assert metrics["upstream_train_flops"] == rounds[1]["upstream_train_flops"], arm
+        assert metrics["cumulative_train_flops"] == pytest.approx(
+            metrics["upstream_train_flops"] + metrics["train_flops"]), arm
+    small = run_trial(TrialSpec(stage="arm", arm="small_dense", round=2, dense=DENSE,
+                                prune=PLANS["unstructured"]), store.fetch).metrics
+    assert small["upstream_train_flops"] == 0 and small["cumulative_train_flops"] > 0
+
+    def old(spec, name):  # a store written before bills: the parents have none
+        if name == "bill.pt":
+            raise KeyError(name)
+        return store.fetch(spec, name)
+
+    spec = TrialSpec(stage="arm", arm="reinit", round=2, dense=DENSE, prune=PLANS["unstructured"])
+    assert math.isnan(run_trial(spec, old).metrics["upstream_train_flops"])
+
+
+def test_a_run_records_where_its_best_validation_came_and_whether_it_converged(chains):
+    from study.train import TrainResult
+
+    rows = [{"step": s, "val_loss": 1.0, "val_acc": a, "test_acc": a, "train_loss": 1.0}
+            for s, a in ((100, 0.5), (500, 0.7), (900, 0.7), (1000, 0.69))]
+    early = TrainResult("finished", 1000, 1.0, rows).summary()
+    assert (early["best_val_step"], early["converged"]) == (500, 1.0)  # the first of the best
+    rows[-1]["val_acc"] = 0.71
+    late = TrainResult("finished", 1000, 1.0, rows).summary()
+    assert (late["best_val_step"], late["converged"]) == (1000, 0.0)
+    rewound = TrainResult("finished", 1000, 1.0, rows[1:]).summary(start_step=500)
+    assert rewound["converged"] == 0.0  # 1000 is in the last 10% of steps 500-1000
+    record = run_trial(_imp(1), chains["unstructured"].fetch)
+    assert record.metrics["converged"] in (0.0, 1.0)
+    assert record.metrics["best_val_step"] in [r["step"] for r in record.curves]
+
+
+def test_an_arm_that_would_repeat_another_is_refused_and_left_out():
+    """Layerwise neuron pruning of an MLP removes the same share of every hidden layer: its
+    pruned net is the uniformly narrower net small_dense trains, from reinit's fresh init."""
+    from study.space import Space
+
+    with pytest.raises(ValueError, match="would be identical; use prune.scope 'global'"):
+        TrialSpec(stage="arm", arm="small_dense", round=1, dense=DENSE,
+                  prune=PLANS["structured"])
+    glob = PLANS["structured"].model_copy(update={"scope": "global"})
+    TrialSpec(stage="arm", arm="small_dense_b", round=1, dense=DENSE, prune=glob)
+    space = Space(name="s", model={"name": "mlp", "hidden": [32, 32]},
+                  train={"steps": 60, "batch_size": 100},
+                  grid={"prune": [PLANS["structured"].model_dump(), glob.model_dump()]},
+                  arms=["reinit", "small_dense"])
+    small = [t for t in space.expand() if t.arm == "small_dense"]
+    assert small and {t.prune.scope for t in small} == {"global"}
+
+
+@pytest.mark.timeout(300)
+def test_structured_small_dense_on_a_global_plan_is_not_reinit(chains):
+    """Global neuron ranking gives the layers other widths than a uniform narrowing: the
+    train-small net is then its own arm."""
+    glob = PLANS["structured"].model_copy(update={"scope": "global", "rate": 0.6})
+    store = MemoryStore()
+    store.run(TrialSpec(stage="dense", arm="dense", dense=DENSE))
+    store.run(TrialSpec(stage="imp", arm="lottery", round=1, dense=DENSE, prune=glob))
+    ctx = lambda arm: TrialContext(TrialSpec(stage="arm", arm=arm, round=1,  # noqa: E731
+                                             dense=DENSE, prune=glob), store.fetch)
+    reinit, small = (ARM_SETUPS[a](ctx(a)) for a in ("reinit", "small_dense"))
+    assert reinit.model.widths != small.model.widths
+    assert len(set(small.model.widths)) == 1  # one width multiplier for every hidden layer

@@ -3,8 +3,10 @@ a plain install carries too: the wheel's `study` runs them from an empty folder 
 the clone on its path.
 
 The wheel is built from a copy of the tree (so no stale build/ folder can leak in) and installed
-with --no-deps into a fresh virtual environment that sees this environment's packages (torch,
-Ray and MLflow are not downloaded again).
+with --no-deps into a fresh virtual environment that sees the packages of the interpreter running
+the tests (torch, Ray and MLflow are not downloaded again), however that one was made: a plain
+Python, a virtualenv (whose "system" site-packages would be its base interpreter's, without the
+tool's dependencies), conda.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ast
 import importlib.util
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -55,14 +58,26 @@ def installed(tmp_path_factory) -> dict[str, Path]:
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *build, "-w", tmp / "dist",
           tmp / "src"], cwd=tmp, timeout=300)
     (wheel,) = (tmp / "dist").glob("study-*.whl")
-    _run([sys.executable, "-m", "venv", "--system-site-packages", tmp / "venv"], cwd=tmp,
-         timeout=300)
+    _run([sys.executable, "-m", "venv", tmp / "venv"], cwd=tmp, timeout=300)
     venv_bin = tmp / "venv" / "bin"
+    _see_these_packages(venv_bin / "python")
     _run([venv_bin / "python", "-m", "pip", "install", "--no-deps", "--no-index", wheel],
          cwd=tmp, timeout=300)
     empty = tmp / "empty"
     empty.mkdir()
     return {"wheel": wheel, "bin": venv_bin, "empty": empty}
+
+
+def _see_these_packages(python: Path) -> None:
+    """Put this interpreter's site-packages on the path of the venv's `python`, after its own
+    (where the wheel goes): a .pth file lists the folders, so their own .pth files (an editable
+    install of this clone among them) are not run there."""
+    own = _run([python, "-c", "import site; print(site.getsitepackages()[0])"], cwd=python.parent,
+               timeout=60).strip()
+    ours = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
+                                       else [])]
+    (Path(own) / "zz_outer_site_packages.pth").write_text(
+        "".join(f"{p}\n" for p in ours if Path(p).is_dir()))
 
 
 def _repo_spaces() -> set[str]:
@@ -107,8 +122,8 @@ def test_the_wheel_ships_every_space_and_lists_them_from_an_empty_folder(install
     bin_, empty = installed["bin"], installed["empty"]
     where = _run([bin_ / "python", "-c", "import study.space as s; print(s.SPACES_DIR)"],
                  cwd=empty, timeout=120).strip()
-    # the venv's copy, not this clone (an editable install of it is visible through the
-    # system site-packages)
+    # the venv's copy, not this clone (an editable install of it sits in the packages the venv
+    # sees)
     assert Path(where).is_relative_to(bin_.parent), where
     listed = _run([bin_ / "study", "spaces"], cwd=empty, timeout=120).splitlines()
     assert {line.split()[0] for line in listed} == _repo_spaces()

@@ -39,9 +39,12 @@ def test_smoke_records_every_trained_arm_on_both_granularities(smoke_store):
     for granularity in ("unstructured", "structured"):
         for arm in ("lottery", "reinit", "scratch_b", "finetune", "sign_constant",
                     "random_prune", "small_dense", "small_dense_b"):
-            assert (arm, granularity) in arms
+            # on the MLP's layerwise neuron plan small dense nets would be reinit's and
+            # scratch_b's own trials again (specs.same_as_another): left out there
+            twin = granularity == "structured" and arm.startswith("small_dense")
+            assert ((arm, granularity) in arms) != twin, (arm, granularity)
     assert ("dense", "none") in arms
-    assert len(runs) == 1 + 2 * 2 * 8
+    assert len(runs) == 1 + 2 * 2 * 8 - 2 * 2
     for run in runs:
         assert run.info.status == "FINISHED"
         assert all(t in run.data.tags for t in REQUIRED_TAGS), run.data.tags
