@@ -43,7 +43,10 @@ runs are paged out of a store.
   net with no zero weight has its size here), `masked_fraction` (the share of the net's own
   weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
-  `train_lr` (the base lr it trained at; trained runs only), `train_seconds` (+ `match_error`
+  `train_lr` (the base lr it trained at; trained runs only), `train_seconds`, `best_val_step`
+  (where the best validation accuracy was first reached) and `converged` (1 when that is within
+  the first 90% of the steps: `study.train.converged`), `train_flops`, `upstream_train_flops`
+  and `cumulative_train_flops` (the training bill, `study.bill`) (+ `match_error`
   for small_dense and small_dense_b, `budget_ratio` for scratch_b, small_dense_b, set_b and
   rigl_b; `layer_density.<weight>` for the train-small arms (snip, grasp, synflow, random_erk,
   set, rigl and their _b), and `mask_updates`, `mask_moved`, `mask_nonzero_min`,
@@ -52,8 +55,9 @@ runs are paged out of a store.
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
   interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
   pruned net before it is fine-tuned).
-- Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, ...) whose sha256
-  is a tag `sha256.<file>` that every reader verifies.
+- Artifacts: `spec.json`, and tensor files (`init.pt`, `mask.pt`, `final.pt`, `bill.pt`, ...)
+  whose sha256 is a tag `sha256.<file>` that every reader verifies (`bill.pt`, the training
+  bill of a run others start from, is missing in runs recorded before it: OPTIONAL_ARTIFACTS).
 """
 
 from __future__ import annotations

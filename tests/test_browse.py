@@ -36,7 +36,7 @@ def test_dry_run_prints_the_plan_and_creates_no_store(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "smoke", "--dry-run", "--tracking-uri",
                                       f"sqlite:///{db}"])
     assert result.exit_code == 0, result.output
-    assert "space smoke: 33 trials, 0 done, 33 to run" in result.output
+    assert "space smoke: 29 trials, 0 done, 29 to run" in result.output
     assert "training steps" in result.output
     assert not db.parent.exists()  # not the file, not even its folder
 

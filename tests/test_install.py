@@ -88,14 +88,14 @@ def test_a_space_in_the_working_directory_wins_over_the_shipped_one(tmp_path, mo
     own = tmp_path / "search_spaces"
     own.mkdir()
     smoke = (ROOT / "search_spaces" / "smoke.py").read_text()
-    (own / "quickstart.py").write_text(smoke)  # a user's quickstart: smoke's 33 trials
+    (own / "quickstart.py").write_text(smoke)  # a user's quickstart: smoke's 29 trials
     (own / "mine.py").write_text(smoke.replace('name="smoke"', 'name="mine"'))
     (own / "_shared.py").write_text("LR = 0.1\n")  # a helper module, not a space
     (own / "broken.py").write_text('"""Half written."""\nspace = Space(\n')
     monkeypatch.chdir(tmp_path)
 
     space, source = load_space("quickstart")
-    assert (space.name, len(space.expand()), source) == ("smoke", 33, smoke)
+    assert (space.name, len(space.expand()), source) == ("smoke", 29, smoke)
     assert load_space("lr_regimes")[0].name == "lr_regimes"  # not overridden: the shipped one
     assert list(space_files()) == sorted(_repo_spaces() | {"mine", "broken"})
     result = CliRunner().invoke(app, ["spaces"])
