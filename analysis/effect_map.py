@@ -33,11 +33,11 @@ def cells(verdicts: pd.DataFrame, frame: pd.DataFrame,
     return rows.assign(effect=rows.verdict == "effect: lottery better")
 
 
-def effect_map(data: pd.DataFrame) -> plt.Figure | str:
-    """Heatmaps of the gap (pp): rows widths (widest on top), columns IMP rounds labelled with
-    the weights remaining; a panel per plan (rows) and lr (columns)."""
+def effect_map(data: pd.DataFrame, versus: str = "reinit") -> plt.Figure | str:
+    """Heatmaps of the gap lottery − `versus` (pp): rows widths (widest on top), columns IMP
+    rounds labelled with the weights remaining; a panel per plan (rows) and lr (columns)."""
     if data.empty:
-        return "no matched lottery and reinit runs"
+        return f"no matched lottery and {versus} runs"
     if data.width.nunique() < 2:
         return "only one width"
     rows, cols = plan_by_regime(data)
@@ -52,13 +52,13 @@ def effect_map(data: pd.DataFrame) -> plt.Figure | str:
             sns.heatmap(gap, annot=text.to_numpy(), fmt="", cmap="RdBu_r", vmin=-limit,
                         vmax=limit, center=0, ax=ax, cbar=j == len(cols) - 1,
                         linewidths=0.5, annot_kws={"fontsize": 7},
-                        cbar_kws={"label": "lottery − reinit (pp)"}
+                        cbar_kws={"label": f"lottery − {versus} (pp)"}
                         if j == len(cols) - 1 else None)
         ax.set_title(describe({**plan, **regime}), fontsize=9)
         ax.set_xlabel("IMP round (weights remaining)")
         ax.set_ylabel("width" if j == 0 else "")
         ax.tick_params(axis="y", rotation=0)
-    fig.suptitle("lottery − reinit test accuracy (pp, mean over seeds); * Holm-adjusted "
+    fig.suptitle(f"lottery − {versus} test accuracy (pp, mean over seeds); * Holm-adjusted "
                  "p < 0.05 over every cell, ? fewer than 3 seeds", fontsize=9)
     fig.tight_layout()
     return fig

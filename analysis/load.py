@@ -111,6 +111,8 @@ def _row(run) -> dict:
         raise AnalysisError(f"run {run.info.run_id}: tag {STAGE!r} is {tags[STAGE]!r}; "
                             f"expected one of {', '.join(STAGES)}")
     row = {k.removeprefix(PREFIX): tags.get(k) for k in REQUIRED + OPTIONAL}
+    if row["variant"]:  # an at-init arm's ablation is an arm of its own (contract.VARIANT)
+        row["arm"] = f"{row['arm']}+{row['variant']}"
     if row["steps"] is None:  # recorded before budget checks: one budget, unknown
         row["steps"] = "0"
     if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP

@@ -27,6 +27,7 @@ from analysis import (
     scaling,
     stability,
     summary,
+    train_small,
     trend,
 )
 from analysis.load import load_curves, load_runs, resolve_uri
@@ -46,7 +47,10 @@ FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
            "11_barrier_vs_gap": "error barrier vs lottery − reinit gap",
            "12_damage_recovery": "damage and recovery per fine-tuning round",
            "13_finetune_chain": "fine-tune chain beside IMP and training small",
-           "14_compute": "accuracy vs cumulative training compute"}
+           "14_compute": "accuracy vs cumulative training compute",
+           "15_effect_map_at_init": "lottery − strongest at-init arm map",
+           "16_effect_map_dynamic": "lottery − strongest sparse-training arm map",
+           "17_accuracy_vs_nonzero": "train small: accuracy vs nonzero weights"}
 
 
 @dataclass
@@ -91,6 +95,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     scale = _scale(book, frame, longer, verdicts, metric)
     _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, scale, uri, metric, echo)
+    _train_small(book, frame, verdicts, metric, echo)
     _criteria(book, frame, metric)
     _lecture(book, frame, metric, echo)
     _stability(book, frame, lines, metric, echo)
@@ -264,6 +269,26 @@ def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, scale: dic
             echo(book.skipped[-1])
         else:
             book.figures += save(result, book.out, name)
+
+
+def _train_small(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str,
+                 echo: Callable[[str], object]) -> None:
+    """A study with nets trained sparse from the start (at-init masks, SET/RigL): where they
+    reach IMP and whether an at-init criterion beats random, in words; the effect map of
+    lottery − the strongest arm of each family (figures 15, 16); accuracy against nonzero
+    weights (figure 17). Their joint scaling laws are rows of the scaling-law table."""
+    if not train_small.nonempty(frame):
+        return
+    book.sections.append(text_section("Train small without the big net",
+                                      train_small.sentences(verdicts, frame, metric)))
+    maps = {}
+    for family, name in (("at-init", "15_effect_map_at_init"),
+                         ("dynamic", "16_effect_map_dynamic")):
+        arm = train_small.strongest(frame, family, metric)
+        maps[name] = (f"the study ran no {family} arm" if arm is None else effect_map.effect_map(
+            effect_map.cells(verdicts, frame, f"lottery vs {arm}"), versus=arm))
+    maps["17_accuracy_vs_nonzero"] = train_small.accuracy_vs_nonzero(frame, metric)
+    _save(book, maps, echo)
 
 
 def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:

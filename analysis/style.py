@@ -33,6 +33,17 @@ LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
 COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
 COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its budget's shade
 COLORS["lr_rewind"] = tuple(0.6 * c for c in COLORS["finetune"])  # the other retraining
+# -- train small without the big net (issue 25): at-init masks and sparse training ----------
+TRAIN_SMALL_LABELS = {"snip": "SNIP (at init)", "grasp": "GraSP (at init)",
+                      "synflow": "SynFlow (at init)", "random_erk": "random ERK (at init)",
+                      "set": "SET (sparse from scratch)", "rigl": "RigL (sparse from scratch)",
+                      "set_b": "SET (Scratch-B budget)", "rigl_b": "RigL (Scratch-B budget)"}
+ARMS += list(TRAIN_SMALL_LABELS)
+LABELS.update(TRAIN_SMALL_LABELS)
+COLORS.update({arm: sns.color_palette("dark", 10)[k] for k, arm in enumerate(
+    ["snip", "grasp", "synflow", "random_erk", "set", "rigl"])})
+COLORS["set_b"], COLORS["rigl_b"] = (tuple(0.6 * c for c in COLORS[a]) for a in ("set", "rigl"))
+# -- end of issue 25's block ------------------------------------------------------------------
 ORDER = {"granularity": ["unstructured", "structured"]}
 """Facet order where alphabetical is wrong: the LTH's unstructured case first."""
 UNTRAINED = {"supermask", "weight_agnostic"}
@@ -43,11 +54,14 @@ NAMES = {"rewind_step": "rewind", "width": "width", "lr": "lr", "warmup": "warmu
 
 
 def color(arm: str) -> tuple:
-    return COLORS.get(arm, (0.5, 0.5, 0.5))
+    """An arm's colour; an ablation (`snip+shuffled`) takes its arm's."""
+    return COLORS.get(arm, COLORS.get(arm.split("+")[0], (0.5, 0.5, 0.5)))
 
 
 def label(arm: str) -> str:
-    return LABELS.get(arm, arm)
+    """An arm's name in docs/science.md's words; an ablation's says what was ablated."""
+    base, _, variant = arm.partition("+")
+    return LABELS.get(base, base) + (f" ({variant.replace('+', ', ')})" if variant else "")
 
 
 def ordered_arms(arms) -> list[str]:

@@ -6,7 +6,10 @@ weights), three learning rates (0.01, 0.03, 0.1), the same two pruning plans (un
 layerwise magnitude to under 10% of the weights, structured neurons by L1 norm to under 20%),
 5 seeds, and every control arm the scaling question needs: reinit (Scratch-E), scratch_b,
 finetune, small_dense, and the Deconstructing / LTH controls sign_constant (±α with θ0's
-signs) and random_prune (θ0 on a random mask). The analysis is the quickstart's: the effect map
+signs) and random_prune (θ0 on a random mask), and on the unstructured plan the train-small
+arms (`search_spaces/train_small.py`: snip, grasp, synflow, random_erk, set, rigl, set_b,
+rigl_b), which never train the big net (3,600 of its 9,450 trials; the hour above was
+measured without them). The analysis is the quickstart's: the effect map
 over width x density, each arm's joint scaling law with its extrapolation check, the
 prune-big / train-small crossing, each arm at its own learning rate, and the power of the tests.
 """
@@ -17,6 +20,7 @@ prune-big / train-small crossing, each arm at its own learning rate, and the pow
 # joint law's extrapolation from the four smaller widths.
 
 from study.space import Space
+from study.specs import TRAIN_SMALL_ARMS
 
 space = Space(
     name="scaling",
@@ -33,6 +37,7 @@ space = Space(
             {"granularity": "structured", "criterion": "l1_filter", "rate": 0.25, "rounds": 5},
         ],
     },
-    arms=["reinit", "scratch_b", "finetune", "small_dense", "sign_constant", "random_prune"],
+    arms=["reinit", "scratch_b", "finetune", "small_dense", "sign_constant", "random_prune",
+          *TRAIN_SMALL_ARMS],
     seeds=[0, 1, 2, 3, 4],
 )

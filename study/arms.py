@@ -16,12 +16,14 @@ from study import interpolate, seeds
 from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, restrict, shrink
+from study.pruning.at_init import AT_INIT, densities_of
+from study.pruning.dynamic import MaskUpdate
 from study.specs import UNTRAINED, TrainSpec, TrialSpec
 from study.train import evaluate_only
 
 REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
 """Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
-FLOPS_MATCHED = ("scratch_b", "small_dense_b")
+FLOPS_MATCHED = ("scratch_b", "small_dense_b", "set_b", "rigl_b")
 """Arms whose budget is Scratch-B's: dense steps x FLOPs(dense)/FLOPs(this net), capped."""
 
 
@@ -36,6 +38,8 @@ class Setup:
     keep_final: bool = False  # record the trained weights (final.pt) for a later trial
     artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # recorded beside `trained.*`
+    mask_update: MaskUpdate | None = None  # sparse training's hook (set, rigl)
 
 
 def budget_ratio(spec: TrialSpec, flops_ratio: float | None = None) -> float:
@@ -283,10 +287,111 @@ def interpolation(ctx: TrialContext) -> Setup:
     return _setup(ctx, model, masks, trains=False, metrics=metrics)
 
 
+# -- train small without the big net (issue 25) ---------------------------------------------
+def _survivors(ctx: TrialContext) -> int:
+    """The round's IMP survivors: the nonzero count every train-small arm trains with."""
+    return sum(int(m.sum()) for m in ctx.mask.values())
+
+
+def _mask_record(setup: Setup, criterion: str) -> Setup:
+    """What a train-small run records of its mask: the criterion and each layer's density."""
+    setup.params["trained.mask_criterion"] = criterion
+    setup.metrics.update({f"layer_density.{n}": d for n, d in densities_of(setup.masks).items()})
+    return setup
+
+
+def _at_init(ctx: TrialContext) -> Setup:
+    """θ0 on the mask its criterion chooses at θ0, with the round's IMP survivor count, trained
+    the dense budget from step 0; `options.mask_shuffle` shuffles it within each layer,
+    `options.mask_reinit` trains the survivors from a fresh init (Frankle et al. 2021)."""
+    spec = ctx.spec
+    model = ctx.big(ctx.fetch_dense("init.pt"))
+    mask = ctx.init_mask(spec.arm, model, _survivors(ctx))
+    criterion = f"{spec.arm} ({AT_INIT[spec.arm].paper}), at θ0"
+    if spec.options.mask_shuffle:
+        gen = torch.Generator().manual_seed(seeds.shuffle_mask(spec.dense.seed, spec.round))
+        mask, criterion = random_like(mask, gen), criterion + ", shuffled within layers"
+    if spec.options.mask_reinit:
+        model = ctx.init_big(seeds.fresh_init(spec.dense.seed))
+        criterion += ", survivors reinitialised"
+    return _mask_record(_setup(ctx, model, mask), criterion)
+
+
+def snip(ctx: TrialContext) -> Setup:
+    """SNIP (Lee et al. 2019): θ0 on the weights of highest |∂L/∂w ⊙ w| at θ0 (one shot, all
+    layers ranked together), as many as the round's ticket keeps, trained from step 0."""
+    return _at_init(ctx)
+
+
+def grasp(ctx: TrialContext) -> Setup:
+    """GraSP (Wang et al. 2020): θ0 on the weights of lowest -w ⊙ Hg at θ0 (the paper prunes
+    the highest), as many as the round's ticket keeps, trained from step 0."""
+    return _at_init(ctx)
+
+
+def synflow(ctx: TrialContext) -> Setup:
+    """SynFlow (Tanaka et al. 2020): θ0 on the mask 100 data-free iterations of synaptic-flow
+    pruning choose, as many weights as the round's ticket keeps, trained from step 0."""
+    return _at_init(ctx)
+
+
+def random_erk(ctx: TrialContext) -> Setup:
+    """θ0 on a random mask with Erdős–Rényi-Kernel layer densities (Evci et al. 2020), as many
+    weights as the round's ticket keeps, trained from step 0 (set and rigl start from it)."""
+    return _at_init(ctx)
+
+
+def _sparse(ctx: TrialContext, growth: str) -> Setup:
+    """θ0 on random_erk's mask of the round's survivor count, the mask moved during training
+    by `study.pruning.dynamic.MaskUpdate`; `_b` arms train Scratch-B's budget."""
+    spec, o = ctx.spec, ctx.spec.options
+    model = ctx.big(ctx.fetch_dense("init.pt"))
+    setup = _setup(ctx, model, ctx.init_mask("random_erk", model, _survivors(ctx)))
+    if spec.arm in FLOPS_MATCHED:
+        setup = _flops_matched(ctx, setup)
+    setup.mask_update = MaskUpdate(growth, setup.total_steps, o.update_interval,
+                                   o.drop_fraction, o.update_end, spec.dense.seed, spec.round)
+    return _mask_record(setup, f"{growth} growth from an ERK mask, every {o.update_interval} "
+                               f"steps, α {o.drop_fraction:g}, until {o.update_end:g} of "
+                               "training")
+
+
+def set_(ctx: TrialContext) -> Setup:
+    """SET (Mocanu et al. 2018): sparse from scratch at the ticket's weight count (ERK layer
+    densities), dropping the smallest weights and regrowing as many at random every ΔT steps."""
+    return _sparse(ctx, "random")
+
+
+def rigl(ctx: TrialContext) -> Setup:
+    """RigL (Evci et al. 2020): sparse from scratch at the ticket's weight count (ERK layer
+    densities), dropping the smallest weights and growing those of largest gradient every ΔT
+    steps."""
+    return _sparse(ctx, "gradient")
+
+
+def set_b(ctx: TrialContext) -> Setup:
+    """SET with Scratch-B's budget: dense steps x FLOPs(dense)/FLOPs(sparse net), capped."""
+    return _sparse(ctx, "random")
+
+
+def rigl_b(ctx: TrialContext) -> Setup:
+    """RigL with Scratch-B's budget: dense steps x FLOPs(dense)/FLOPs(sparse net), capped
+    (RigL's own best results train 5x longer)."""
+    return _sparse(ctx, "gradient")
+
+
+TRAIN_SMALL_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
+    "snip": snip, "grasp": grasp, "synflow": synflow, "random_erk": random_erk,
+    "set": set_, "rigl": rigl, "set_b": set_b, "rigl_b": rigl_b,
+}
+# -- end of issue 25's block ------------------------------------------------------------------
+
+
 ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
     "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
     "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant,
     "random_prune": random_prune,
     "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
     "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
+    **TRAIN_SMALL_SETUPS,
 }

@@ -18,6 +18,7 @@ from study.data import Splits, load_data
 from study.models import MODELS, PrunableNet, build_model, count
 from study.models.base import seeded
 from study.pruning import Masks, draw_batches, initial_mask, mask_step
+from study.pruning.at_init import AT_INIT, InitScoring
 from study.pruning.registry import CRITERIA
 from study.specs import TrainSpec, TrialSpec
 from study.train import train
@@ -150,6 +151,22 @@ class TrialContext:
         mask, supermask = mask_step(plan, self.spec.round, source, previous, theta0, rewound,
                                     batches, gen)
         return mask, {} if supermask is None else {"supermask.pt": supermask}
+
+    def init_mask(self, criterion: str, model: PrunableNet, keep: int) -> Masks:
+        """The mask of `keep` weights an at-init criterion (`study.pruning.at_init.AT_INIT`)
+        chooses for `model` (θ0): snip and grasp score it on `options.init_batches` training
+        batches of the dense batch size, unaugmented, drawn from `seeds.init_scores` (one draw
+        per seed: every round and criterion scores the same batches); random draws come from
+        `seeds.erk_mask` (seed, round)."""
+        rule, seed = AT_INIT[criterion], self.spec.dense.seed
+        gen = torch.Generator().manual_seed(seeds.erk_mask(seed, self.spec.round))
+        batches = None
+        if rule.data:
+            draw = torch.Generator().manual_seed(seeds.init_scores(seed))
+            batches = draw_batches(self.data.x_train, self.data.y_train,
+                                   self.spec.options.init_batches,
+                                   self.spec.dense.train.batch_size, draw)
+        return rule.mask(InitScoring(model, keep, gen, batches))
 
     def narrow_dense(self, target: int, seed: int) -> tuple[PrunableNet, float]:
         """The family at the width whose prunable weights best match `target`; relative error."""

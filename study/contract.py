@@ -31,7 +31,8 @@ runs are paged out of a store.
 - Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
   `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
   length and start step, base lr, schedule, warmup, optimizer and weight decay (Scratch-B's
-  longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net).
+  longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net), and
+  for the train-small arms `trained.mask_criterion`, how the mask was chosen.
 - Metrics: the condition as numbers, for `>`/`<` filters and numeric sorting: `round`, `seed`,
   `width` (the big net's width multiplier), `lr` (the condition's dense lr; the run's own is
   `trained.lr`), logged when the run starts. Curves `train_loss`, `val_loss`, `val_acc`,
@@ -46,7 +47,11 @@ runs are paged out of a store.
   (where the best validation accuracy was first reached) and `converged` (1 when that is within
   the first 90% of the steps: `study.train.converged`), `train_flops`, `upstream_train_flops`
   and `cumulative_train_flops` (the training bill, `study.bill`) (+ `match_error`
-  for small_dense and small_dense_b, `budget_ratio` for scratch_b and small_dense_b;
+  for small_dense and small_dense_b, `budget_ratio` for scratch_b, small_dense_b, set_b and
+  rigl_b; `layer_density.<weight>` for the train-small arms (snip, grasp, synflow, random_erk,
+  set, rigl and their _b), and `mask_updates`, `mask_moved`, `mask_nonzero_min`,
+  `mask_nonzero_max` for set and rigl, whose every update (step, drop fraction, weights moved,
+  nonzero count) is the artifact `mask_updates.pt`;
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
   interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
   pruned net before it is fine-tuned).
@@ -79,7 +84,12 @@ ID, STAGE, OUTCOME, LAUNCH, TUNING = (f"{PREFIX}{t}" for t in
                                       ("id", "stage", "outcome", "launch", "tuning"))
 REQUIRED = (*(PREFIX + t for t in TRIAL_TAGS if t not in ADDED_LATER), OUTCOME)
 """Tags a finished trial run must have to be analysed."""
-OPTIONAL = (*(PREFIX + t for t in ADDED_LATER), f"{PREFIX}diverged_step", f"{PREFIX}skip_reason")
+VARIANT = f"{PREFIX}variant"
+"""An at-init arm's Missing-the-Mark ablation (`options.mask_shuffle`, `options.mask_reinit`):
+"shuffled", "reinit" or "shuffled+reinit"; absent on every other run. Analysis reads such a run
+as its own arm, `<arm>+<variant>` (e.g. snip+shuffled), beside the arm itself."""
+OPTIONAL = (*(PREFIX + t for t in ADDED_LATER), f"{PREFIX}diverged_step", f"{PREFIX}skip_reason",
+            VARIANT)
 STAGES = ("dense", "imp", "arm")
 """`study.stage` of a trial run; a launch run's is LAUNCH_STAGE."""
 LAUNCH_STAGE = "launch"

@@ -42,8 +42,8 @@ def pack_key(spec: TrialSpec) -> str:
         # widths follow from the round's mask: predicted equal for the same plan and round
         shape = [shape, spec.arm == "small_dense", spec.prune.canonical(), spec.round]
     total, start = steps(spec)  # the arms' own budget rule (Scratch-B: at its cap)
-    if spec.arm == "scratch_b":  # its budget follows the FLOPs of its mask
-        shape = [shape, "scratch_b", spec.prune.canonical(), spec.round]
+    if spec.arm in ("scratch_b", "set_b", "rigl_b"):  # its budget follows its mask's FLOPs
+        shape = [shape, spec.arm, spec.prune.canonical(), spec.round]
     shared = {f: getattr(d.train, f) for f in SHARED_FIELDS}
     if not spec.trains_with_bn_l1:  # Network Slimming's penalty only where the protocol has it
         shared["bn_l1"] = 0.0

@@ -62,3 +62,30 @@ def copy_noise(seed: int) -> tuple[int, int]:
     """The noise seeds of a stability analysis' two copies: distinct from every init seed's own
     data order, and from those of every other seed."""
     return NOISE + 2 * seed, NOISE + 2 * seed + 1
+
+
+# -- train small without the big net (issue 25) ---------------------------------------------
+INIT = 30_000_017
+"""Offset of the streams of the masks chosen at initialisation and of sparse training."""
+
+
+def init_scores(seed: int) -> int:
+    """The training batches an at-init criterion (snip, grasp) scores θ0 on: one draw per seed,
+    shared by every round and criterion, so their masks at different densities nest."""
+    return INIT + seed
+
+
+def erk_mask(seed: int, round_: int) -> int:
+    """random_erk's mask at round r, and the initial mask of set/rigl at round r."""
+    return (INIT + seed) * MASK + round_
+
+
+def shuffle_mask(seed: int, round_: int) -> int:
+    """The Missing-the-Mark shuffle of an at-init mask within each layer, at round r."""
+    return (INIT + seed) * MASK + round_ + 7
+
+
+def grow(seed: int, round_: int, step: int) -> int:
+    """SET's random regrowth at the mask update of `step` (position-addressed like the batch
+    order, so a resumed run draws what an uninterrupted one draws)."""
+    return (INIT + seed) * STEP + round_ * MASK + step

@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from study.specs import (
+    ARM_OPTION_READERS,
     ARMS,
     STABILITY_ARMS,
+    TRAIN_SMALL_ARMS,
     ArmOptions,
     DataSpec,
     DenseSpec,
@@ -101,7 +103,9 @@ class Space(BaseModel):
     run). On a fine-tune chain (prune.retrain 'finetune') the chain's rounds are the finetune
     arm, so `finetune` here adds nothing there and is left out of its trials; likewise an arm
     that would train the very trials of another on a plan (`specs.same_as_another`: small
-    dense nets on an MLP's layerwise structured plan are its pruned nets) is left out there."""
+    dense nets on an MLP's layerwise structured plan are its pruned nets) is left out there.
+    The train-small arms, which mask single weights (`specs.TRAIN_SMALL_ARMS`: snip ...
+    rigl_b), are left out of a structured plan's trials."""
     stability: list[int] = []
     """Rounds whose instability to SGD noise is measured (Frankle et al. 2020): two copies of
     θk trained under two noise seeds and the line between them (arms stability and
@@ -243,7 +247,8 @@ class Space(BaseModel):
                                   prune=p)
                     imp.setdefault(spec.id, spec)
                     for arm in (a for a in arm_names if a != p.chain_arm
-                                and not same_as_another(a, p, d)):
+                                and not same_as_another(a, p, d) and not (
+                                    a in TRAIN_SMALL_ARMS and p.granularity == "structured")):
                         spec = _trial(sections, stage="arm", arm=arm, round=r, dense=d, prune=p,
                                       options=_options(sections, arm, tuned))
                         arms.setdefault(spec.id, spec)
@@ -276,7 +281,8 @@ def _untuned(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _options(sections: dict[str, dict[str, Any]], arm: str,
              tuned: dict[str, dict[str, float]] | None) -> ArmOptions:
     """The arm's options, with "tuned" fields taken from `study tune`'s result for that arm."""
-    fields = dict(_untuned(sections)["options"])
+    fields = {k: v for k, v in _untuned(sections)["options"].items()
+              if arm in ARM_OPTION_READERS.get(k, (arm,))}  # an option reaches its readers
     for key, value in sections["options"].items():
         if value == "tuned" and tuned is not None:
             if key not in tuned.get(arm, {}):

@@ -24,6 +24,20 @@ ARMS = (
     "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
     "weight_agnostic", "stability", "interpolation",
 )
+# -- train small without the big net (issue 25): masks at initialisation, sparse training ------
+AT_INIT_ARMS = ("snip", "grasp", "synflow", "random_erk")
+"""Masks chosen at θ0 (`study.pruning.at_init`), trained from θ0 at each IMP round's count."""
+SPARSE_ARMS = ("set", "rigl", "set_b", "rigl_b")
+"""Sparse training from scratch (`study.pruning.dynamic`): an ERK mask that moves in training;
+`_b`: Scratch-B's budget."""
+TRAIN_SMALL_ARMS = (*AT_INIT_ARMS, *SPARSE_ARMS)
+ARMS = (*ARMS, *TRAIN_SMALL_ARMS)
+ARM_OPTION_READERS = {"mask_shuffle": AT_INIT_ARMS, "mask_reinit": AT_INIT_ARMS,
+                      "init_batches": ("snip", "grasp"), "update_interval": SPARSE_ARMS,
+                      "drop_fraction": SPARSE_ARMS, "update_end": SPARSE_ARMS}
+"""Options only some arms read: a space's options reach only these arms (`study.space`), and
+a trial of another arm refuses them (the same work must not get two ids)."""
+# -- end of issue 25's block ------------------------------------------------------------------
 UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
 """Arms evaluated on their mask without any training."""
 Stage = Literal["dense", "imp", "arm"]
@@ -372,6 +386,21 @@ class ArmOptions(Spec):
     None = the dense lr (finetune: finetune_lr)."""
     weight_decay: float | None = Field(default=None, ge=0.0)
     """This arm's own weight decay (tuned where the space says so); None = the dense one."""
+    # -- at-init masks and sparse training (issue 25; `ARM_OPTION_READERS` says who reads them)
+    mask_shuffle: bool = False
+    """At-init arms: shuffle the mask within each layer (Frankle et al. 2021's ablation: the
+    layer densities kept, which weights survive forgotten)."""
+    mask_reinit: bool = False
+    """At-init arms: train the survivors from a fresh init instead of the θ0 they were scored
+    at (Frankle et al. 2021's other ablation)."""
+    init_batches: int = Field(default=1, ge=1, le=100)
+    """snip, grasp: training batches (of the dense batch size) θ0 is scored on (SNIP: one)."""
+    update_interval: int = Field(default=100, ge=1)
+    """set, rigl: ΔT, steps between mask updates (RigL: 100)."""
+    drop_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
+    """set, rigl: α, the share of active weights moved at the first update (RigL: 0.3)."""
+    update_end: float = Field(default=0.75, gt=0.0, le=1.0)
+    """set, rigl: the fraction of training after which the mask stops moving (RigL: 0.75)."""
 
 
 class TrialSpec(Spec):
@@ -418,6 +447,7 @@ class TrialSpec(Spec):
         if self.stage == "arm" and self.arm == "finetune" and chain == "finetune":
             raise ValueError("arm 'finetune' on a fine-tune chain (prune.retrain 'finetune') is "
                              "the chain's own round: use stage 'imp'")
+        self._train_small_fits()
         twin = same_as_another(self.arm, self.prune, self.dense)
         if twin is not None:
             raise ValueError(
@@ -443,6 +473,18 @@ class TrialSpec(Spec):
                     f"{self.dense.model.name!r} has no BatchNorm (use l1_filter, or vgg*/resnet*)"
                 )
         return self._rewind_within_training()
+
+    def _train_small_fits(self) -> None:
+        """At-init and sparse-training arms: unstructured only, and their options only on them."""
+        for option, readers in ARM_OPTION_READERS.items():
+            if getattr(self.options, option) != ArmOptions.model_fields[option].default \
+                    and self.arm not in readers:
+                raise ValueError(f"options.{option}: only the {', '.join(readers)} arm(s) read "
+                                 f"it, not {self.arm!r}; leave it at its default")
+        if self.arm in TRAIN_SMALL_ARMS and self.prune.granularity == "structured":
+            raise ValueError(f"arms: {self.arm!r} masks single weights (unstructured); drop it "
+                             "from a structured plan's arms or use prune.granularity "
+                             "'unstructured'")
 
     def _rewind_within_training(self) -> TrialSpec:
         total = self.dense.total_steps()

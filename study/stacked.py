@@ -27,7 +27,7 @@ from study.data import Splits
 from study.execution import Execution
 from study.models.mlp import MLP
 from study.specs import TrainSpec
-from study.train import EVAL_BATCH, BatchOrder, Member, autocast, lr_at
+from study.train import EVAL_BATCH, BatchOrder, Member, autocast, lr_at, write_masks
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as make_optimizer uses
 SHARED_FIELDS = ("optimizer", "momentum", "nesterov", "batch_size", "eval_every", "bn_l1",
@@ -248,6 +248,24 @@ class Stacked:
         self.template.train()
         return [(float(a) / len(y), int(c) / len(y)) for a, c in zip(loss, correct)]
 
+    def update_masks(self, step: int) -> None:
+        """Each alive member's mask update after the optimizer step of `step`, where one is
+        due: the hook edits views of the member's row of the pack's matrices."""
+        for row, m in enumerate(self.alive):
+            hook = self.members[m].mask_update
+            if hook is not None and hook.due(step):
+                masked = list(self.members[m].masks)
+                states = [self._row(t, row, masked) for t in self.opt.state.values()]
+                hook(step, self._row(self.flat.detach(), row, masked),
+                     self._row(self.flat.grad, row, masked),
+                     self._row(self.keep_mask, row, masked), states)
+
+    def _row(self, matrix: torch.Tensor, row: int, names: list[str]) -> dict[str, torch.Tensor]:
+        """{name: view} of the tensors `names` in one row of a (K, P) matrix."""
+        views = dict(zip(self.names, matrix[row].split(self.sizes)))
+        shapes = dict(zip(self.names, self.shapes))
+        return {n: views[n].view(shapes[n]) for n in names}
+
     def drop(self, rows: list[int]) -> None:
         """Keep only `rows` of the alive members: their stacked state, nothing else changes."""
         self._write_back([m for r, m in enumerate(self.alive) if r not in rows])
@@ -266,9 +284,14 @@ class Stacked:
 
     def state_dict(self) -> dict:
         """The pack's checkpoint: which members are alive, and their stacked state."""
-        return {"pack": {"alive": list(self.alive), "flat": self.flat.detach().clone(),
-                         "buffers": {n: b.clone() for n, b in self.buffers.items()},
-                         "optimizer": self.opt.state_dict()}}
+        pack = {"alive": list(self.alive), "flat": self.flat.detach().clone(),
+                "buffers": {n: b.clone() for n, b in self.buffers.items()},
+                "optimizer": self.opt.state_dict()}
+        logs = {m: self.members[m].mask_update.state_dict() for m in self.alive
+                if self.members[m].mask_update is not None}
+        if logs:  # masks that move are state
+            pack["keep_mask"], pack["mask_logs"] = self.keep_mask.clone(), logs
+        return {"pack": pack}
 
     def load_state_dict(self, saved: dict) -> None:
         pack = saved["pack"]
@@ -279,6 +302,10 @@ class Stacked:
             self.buffers = {n: b.to(self.flat.device) for n, b in pack["buffers"].items()}
         self.opt.param = self.flat
         self.opt.load_state_dict(pack["optimizer"])
+        if "mask_logs" in pack:
+            self.keep_mask = pack["keep_mask"].to(self.flat.device).clone()
+            for m, log in pack["mask_logs"].items():
+                self.members[int(m)].mask_update.load_state_dict(log)
 
     def finish(self) -> None:
         """Copy every alive member's weights and buffers back into its own module."""
@@ -296,6 +323,9 @@ class Stacked:
         for m in members:
             row = self.alive.index(m)
             model = self.members[m].model
+            if self.members[m].mask_update is not None:
+                write_masks(self.members[m], self._row(self.keep_mask, row,
+                                                        list(self.members[m].masks)))
             for name, p in model.named_parameters():
                 p.copy_(params[name][row])
             for name, b in model.named_buffers():

@@ -40,6 +40,7 @@ from study.contract import (
     KIND_TAG,
     OPTIONAL_ARTIFACTS,
     TERMINAL_OK,
+    VARIANT,
     artifact_root,
     default_uri,
     relocate,
@@ -136,7 +137,15 @@ def tags_for(spec: TrialSpec) -> dict[str, str]:
         "study.rewind_step": str(p.rewind_step if p else 0),
         "study.noise_seed": str(spec.data_seed), "study.steps": str(d.total_steps()),
         "study.version": __version__,
+        **_variant(spec),
     }
+
+
+def _variant(spec: TrialSpec) -> dict[str, str]:
+    """The `study.variant` tag of an at-init arm's ablation (none otherwise)."""
+    o = spec.options
+    parts = [name for name, on in (("shuffled", o.mask_shuffle), ("reinit", o.mask_reinit)) if on]
+    return {VARIANT: "+".join(parts)} if parts else {}
 
 
 def condition(spec: TrialSpec) -> dict[str, float]:
@@ -178,7 +187,24 @@ def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
         size = (f"; hidden widths {t['trained.widths']}, {m['remaining']:.1%} of the dense "
                 "net's weights" if "remaining" in m else "")
         lines.append(f"{trained}{size}. Outcome: {record.outcome}.")
+        lines.append(_mask_words(t, m))
     return "\n\n".join(line for line in lines if line)
+
+
+def _mask_words(params: dict[str, str], metrics: dict[str, float]) -> str:
+    """A train-small run's mask in words: its criterion, layer densities, and for SET/RigL the
+    nonzero count its updates kept."""
+    if "trained.mask_criterion" not in params:
+        return ""
+    layers = ", ".join(f"{k.removeprefix('layer_density.')} {v:.1%}" for k, v in metrics.items()
+                       if k.startswith("layer_density."))
+    words = f"Mask: {params['trained.mask_criterion']}; layer densities {layers}."
+    if metrics.get("mask_updates"):
+        low, high = int(metrics["mask_nonzero_min"]), int(metrics["mask_nonzero_max"])
+        kept = f"{low}" if low == high else f"{low}-{high}"
+        words += (f" {int(metrics['mask_updates'])} mask updates moved "
+                  f"{int(metrics['mask_moved'])} weights, the nonzero count {kept} at each.")
+    return words
 
 
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:

@@ -22,6 +22,7 @@ from study import seeds
 from study.data import Splits
 from study.execution import Execution
 from study.phases import clock
+from study.pruning.dynamic import MaskUpdate
 from study.specs import TrainSpec
 
 Masks = dict[str, torch.Tensor]
@@ -196,6 +197,9 @@ class Member:
     seed: int
     masks: Masks | None = None
     on_eval: Callable[[dict[str, float]], None] | None = None
+    mask_update: MaskUpdate | None = None
+    """Sparse training (SET, RigL): moves `masks` during training; the engine writes the
+    final mask back into `masks` when training ends."""
 
 
 class Solo:
@@ -216,6 +220,7 @@ class Solo:
         masked = [(params[n], torch.empty_like(params[n]).copy_(m))
                   for n, m in (member.masks or {}).items()]
         self.weights, self.keep = [p for p, _ in masked], [m for _, m in masked]
+        self.masked = list(member.masks or {})
         self.bn_scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         self.opt = make_optimizer(member.spec, model.parameters())
         self.order = BatchOrder(len(data.y_train), member.spec.batch_size, member.seed,
@@ -249,6 +254,19 @@ class Solo:
         _apply(self.weights, self.keep)
         return loss.detach()  # 0-d: adds into the (1,) running sum without a view op
 
+    def update_masks(self, step: int) -> None:
+        """The member's mask update after the optimizer step of `step`, if one is due."""
+        hook = self.member.mask_update
+        if hook is None or not hook.due(step):
+            return
+        states = self.opt.state
+        slots = sorted({k for p in self.weights for k, v in states[p].items()
+                        if torch.is_tensor(v) and v.shape == p.shape})
+        hook(step, dict(zip(self.masked, self.weights)),
+             {n: p.grad for n, p in zip(self.masked, self.weights)},
+             dict(zip(self.masked, self.keep)),
+             [{n: states[p][k] for n, p in zip(self.masked, self.weights)} for k in slots])
+
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
         return [evaluate(self.member.model, x, y, self.member.spec.precision)]
 
@@ -257,14 +275,24 @@ class Solo:
         self.alive = [self.alive[r] for r in rows]
 
     def state_dict(self) -> dict:
-        return {"model": self.member.model.state_dict(), "optimizer": self.opt.state_dict()}
+        saved = {"model": self.member.model.state_dict(), "optimizer": self.opt.state_dict()}
+        if self.member.mask_update is not None:  # the mask moves: it is state
+            saved["masks"] = [m.detach().clone() for m in self.keep]
+            saved["mask_log"] = self.member.mask_update.state_dict()
+        return saved
 
     def load_state_dict(self, saved: dict) -> None:
         self.member.model.load_state_dict(saved["model"])
         self.opt.load_state_dict(saved["optimizer"])
+        if self.member.mask_update is not None:
+            for keep, m in zip(self.keep, saved["masks"]):
+                keep.copy_(m)
+            self.member.mask_update.load_state_dict(saved["mask_log"])
 
     def finish(self) -> None:
-        """The module trained in place: nothing to write back."""
+        """The module trained in place; a moving mask is written back into the member's."""
+        if self.member.mask_update is not None:
+            write_masks(self.member, dict(zip(self.masked, self.keep)))
 
 
 def train(model: nn.Module, data: Splits, spec: TrainSpec, *, seed: int, total_steps: int,
@@ -316,6 +344,7 @@ def train_members(members: list[Member], data: Splits, *, total_steps: int,
     started = time.perf_counter() - state.seconds
     while state.step < stop_step and engine.alive:
         running += engine.step(state.step)
+        engine.update_masks(state.step)  # sparse training's hook (SET, RigL); else nothing
         state.loss_count += 1
         state.step += 1
         heartbeat.beat(state.step)
@@ -364,6 +393,13 @@ def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
     row = {"step": 0, "train_loss": 0.0, "val_loss": val_loss, "val_acc": val_acc,
            "test_acc": test_acc}
     return TrainResult("finished", 0, 0.0, [row])
+
+
+@torch.no_grad()
+def write_masks(member: Member, final: dict[str, torch.Tensor]) -> None:
+    """A moving mask's final state into the member's own masks (what its run counts)."""
+    for name, mask in final.items():
+        member.masks[name] = (mask != 0).cpu().view(member.masks[name].shape)
 
 
 @torch.no_grad()

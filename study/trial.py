@@ -41,7 +41,8 @@ class Prepared:
 
     def member(self, on_eval=None) -> Member:
         return Member(self.setup.model, self.train_spec, self.spec.data_seed,
-                      masks=self.setup.masks, on_eval=on_eval)
+                      masks=self.setup.masks, on_eval=on_eval,
+                      mask_update=self.setup.mask_update)
 
 
 def prepare(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None) -> Prepared:
@@ -67,6 +68,9 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
     """Count the trained net and hand back the trial's record (metrics, curves, artifacts)."""
     spec, setup, ctx, train_spec = prepared.spec, prepared.setup, prepared.ctx, prepared.train_spec
     model = setup.model
+    if setup.mask_update is not None:  # what sparse training's mask updates did
+        setup.metrics.update(setup.mask_update.metrics())
+        setup.artifacts["mask_updates.pt"] = setup.mask_update.artifact()
     counts = count(model, setup.masks)
     remaining = counts.nonzero_weights / ctx.dense_counts.total_weights
     metrics = {
@@ -90,7 +94,7 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
     if (spec.stage in ("dense", "imp") or setup.keep_final) and result.outcome == "finished":
         artifacts["final.pt"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         artifacts[bill.BILL] = bill.artifact(own, upstream)
-    params = {"trained.widths": str(model.widths)}
+    params = {"trained.widths": str(model.widths), **setup.params}
     if setup.trains:
         params.update(_trained(train_spec, setup, result))
     return TrialRecord(result.outcome, metrics, result.curves, artifacts,

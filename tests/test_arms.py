@@ -15,6 +15,7 @@ from study.pruning import prune_weights
 from study.specs import (
     ARMS,
     STABILITY_ARMS,
+    TRAIN_SMALL_ARMS,
     ArmOptions,
     DataSpec,
     DenseSpec,
@@ -301,7 +302,8 @@ def test_planned_budget_is_what_every_arm_trains_and_each_records_its_lr(chains)
     and every trained run records the base lr it trained at (`train_lr`)."""
     for key in ("rewound", "structured"):
         for arm in ARMS:
-            if arm == "dense" or (arm == "supermask" and key == "structured"):
+            if arm == "dense" or (arm in ("supermask", *TRAIN_SMALL_ARMS)
+                                  and key == "structured"):  # weight-level masks only
                 continue
             if arm in STABILITY_ARMS:  # need their copies: tests/test_stability.py
                 continue

@@ -40,8 +40,8 @@ def test_what_recording_writes_analysis_reads(store):
     assert len(runs) == 2
     for r in runs:
         assert set(contract.REQUIRED) <= set(r.data.tags)
-        assert set(contract.OPTIONAL) - {"study.diverged_step", "study.skip_reason"} <= set(
-            r.data.tags)
+        only_some = {"study.diverged_step", "study.skip_reason", contract.VARIANT}
+        assert set(contract.OPTIONAL) - only_some <= set(r.data.tags)
         assert set(contract.CURVES) <= set(r.data.metrics)
     frame, unusable, _ = load_runs("contract", store)
     assert unusable.empty and set(frame.id) == {s.id for s in SPECS}
@@ -55,3 +55,29 @@ def test_the_contract_and_the_reading_side_import_no_torch():
     code = ("import sys, study.contract, analysis.load, analysis.efficiency; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+@pytest.mark.timeout(120)
+def test_an_at_init_ablation_is_read_as_an_arm_of_its_own(store):
+    """`study.variant` on a shuffled snip run: analysis reads it as snip+shuffled, beside the
+    plain snip run of the same cell (not as a duplicate of it); the description says how the
+    mask was chosen."""
+    from study.specs import ArmOptions
+    from study.tracking import describe
+
+    plan = PruneSpec(rounds=1)
+    plain = TrialSpec(stage="arm", arm="snip", round=1, dense=DENSE, prune=plan)
+    shuffled = plain.model_copy(update={"options": ArmOptions(mask_shuffle=True)})
+    assert contract.VARIANT not in tags_for(plain)
+    assert tags_for(shuffled)[contract.VARIANT] == "shuffled"
+    tracker = Tracker("variant", store)
+    for spec in (plain, shuffled):
+        record = TrialRecord("finished", {"final_test_acc": 0.5, "sparsity": 0.8,
+                                          "layer_density.layers.0.weight": 0.25},
+                             [], params={"trained.widths": "[300, 100]",
+                                         "trained.mask_criterion": "snip, at θ0"})
+        tracker.start(spec).finish(record)
+        assert "Mask: snip, at θ0; layer densities layers.0.weight 25.0%." in describe(
+            spec, record)
+    frame, unusable, _ = load_runs("variant", store)
+    assert unusable.empty and set(frame.arm) == {"snip", "snip+shuffled"}

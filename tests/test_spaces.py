@@ -30,9 +30,14 @@ EXPECTED = {
     "smoke": (29, {("dense", "dense"): 1, ("imp", "lottery"): 4}, {2}, [0]),
     "quickstart": (2150, {("dense", "dense"): 50, ("imp", "lottery"): 350}, {4, 3},
                    [0, 1, 2, 3, 4]),
-    "scaling": (5475, {("dense", "dense"): 75, ("imp", "lottery"): 825,
-                       ("arm", "sign_constant"): 825, ("arm", "random_prune"): 825}, {6, 5},
+    "scaling": (9075, {("dense", "dense"): 75, ("imp", "lottery"): 825,
+                       ("arm", "sign_constant"): 825, ("arm", "random_prune"): 825,
+                       ("arm", "rigl"): 450, ("arm", "synflow"): 450}, {6, 5},
                 [0, 1, 2, 3, 4]),
+    "train_small": (2530, {("dense", "dense"): 50, ("imp", "lottery"): 200,
+                           ("arm", "random_prune"): 160, ("arm", "snip"): 320,
+                           ("arm", "random_erk"): 320, ("arm", "rigl_b"): 160}, {4},
+                    [0, 1, 2, 3, 4]),
     "digits_scaling": (336, {("dense", "dense"): 12, ("imp", "lottery"): 72,
                              ("arm", "finetune"): 72, ("arm", "small_dense"): 36},
                        {3}, [0, 1, 2]),
@@ -213,6 +218,24 @@ def test_the_main_spaces_are_scaling_studies(spaces, name):
     for (width, granularity), spec in deepest.items():
         limit = 0.10 if granularity == "unstructured" else 0.25
         assert _remaining(spec) < limit, (width, granularity)
+
+
+def test_train_small_runs_every_train_small_arm_on_the_quickstarts_grid(spaces):
+    """The quickstart's widths, lrs, seeds, budget and unstructured plan, read from its file;
+    every at-init arm with and without its shuffled mask, the others once."""
+    from study.specs import AT_INIT_ARMS, TRAIN_SMALL_ARMS
+
+    quick, small = spaces["quickstart"], spaces["train_small"]
+    assert small.train == quick.train and small.seeds == quick.seeds
+    assert small.grid["model.width"] == quick.grid["model.width"]
+    assert small.grid["train.lr"] == quick.grid["train.lr"]
+    assert small.grid["prune"] == [p for p in quick.grid["prune"]
+                                   if p["granularity"] == "unstructured"]
+    trials = small.expand()
+    assert set(TRAIN_SMALL_ARMS) <= {t.arm for t in trials}
+    shuffled = {t.arm for t in trials if t.options.mask_shuffle}
+    assert shuffled == set(AT_INIT_ARMS)
+    assert {t.prune.granularity for t in trials if t.prune} == {"unstructured"}
 
 
 def test_linked_points_may_not_fight_the_grid(tmp_path):
