@@ -24,11 +24,13 @@ from analysis.style import (
     ordered_arms,
     plan_by_regime,
 )
+from study.specs import TRAIN_SMALL_ARMS
 
 PRUNE_BIG = ("lottery", "finetune", "lr_rewind")
 """Arms that train the big net first and keep what pruning it found (mask and weights)."""
-TRAIN_SMALL = ("small_dense", "small_dense_b")
-"""Arms that need nothing from the big net."""
+TRAIN_SMALL = ("small_dense", "small_dense_b", *TRAIN_SMALL_ARMS)
+"""Arms that need nothing from the big net: small dense nets, masks chosen at θ0, sparse
+training."""
 PANEL = ["dataset", "model", "granularity", "criterion", "scope", "schedule", "retrain",
          "rewind_step", "lr", "warmup"]
 COLUMNS = [*PANEL, "arm", "width", "round", "seeds", "compute", "accuracy", "pareto"]
@@ -87,9 +89,9 @@ def sentence(matched: pd.DataFrame, table: pd.DataFrame) -> str | None:
                      f"{mine.gap.median() * 100:+.1f} pp)")
     front = table[table.pareto]
     share = front.arm.isin(TRAIN_SMALL).mean() * 100 if len(front) else float("nan")
-    return ("At equal training compute (each prune-big cell against the best small dense net "
-            "trained with no more cumulative FLOPs, small_dense or small_dense_b at any width; "
-            "means over seeds, no test): " + "; ".join(parts)
+    return ("At equal training compute (each prune-big cell against the best train-small cell "
+            "trained with no more cumulative FLOPs: a small dense net, a mask chosen at θ0 or "
+            "sparse training, at any width; means over seeds, no test): " + "; ".join(parts)
             + f". The Pareto fronts of accuracy against cumulative compute are {share:.0f}% "
               "train-small cells [tables equal_compute and compute].")
 

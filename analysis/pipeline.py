@@ -165,6 +165,9 @@ def _scale(book: Book, frame: pd.DataFrame, longer: pd.DataFrame, verdicts: pd.D
                             f"widths and {scaling.TRAIN_SMALL} at 4+ sizes in one panel")
     bill = compute.cells(frame, metric) if len(frame) else pd.DataFrame()
     notes += _compute(book, bill)
+    sparse = train_small.answer(verdicts, frame, metric) if len(verdicts) else ""
+    if sparse:
+        notes.append(sparse)
     if len(cells):
         sizes = effect_map.cells(verdicts, frame, "lottery vs small_dense")
         book.sections.insert(0, paragraph_section("Answer", paragraph(

@@ -147,12 +147,13 @@ def answer(verdicts: pd.DataFrame, frame: pd.DataFrame,
     """One sentence for the report's Answer: at which widths, densities and lrs the strongest
     net trained sparse from the start reaches IMP, and whether any at-init criterion beats
     random with the same layer densities."""
-    parts = []
+    parts, arms = [], []
     for family in FAMILIES:
         arm = strongest(frame, family, metric)
         rows = reach(verdicts, arm) if arm else pd.DataFrame()
         if rows.empty:
             continue
+        arms.append(arm)
         hits = rows[rows.reaches]
         parts.append(f"{arm}, the strongest {family} arm, reaches IMP's accuracy "
                      + (f"in {len(hits)} of {len(rows)} cells ({_cells(hits)})" if len(hits)
@@ -160,7 +161,11 @@ def answer(verdicts: pd.DataFrame, frame: pd.DataFrame,
     chance = random_sentence(verdicts)
     if chance:
         parts.append(chance[0].lower() + chance[1:].split(":")[0])
-    return ("Trained sparse from the start, " + "; ".join(parts) + ".") if parts else ""
+    if not parts:
+        return ""
+    return ("Trained sparse from the start, " + "; ".join(parts) + " [table verdicts: "
+            + ", ".join(f"lottery vs {a}" for a in arms)
+            + "; section Train small without the big net].")
 
 
 def accuracy_vs_nonzero(frame: pd.DataFrame, metric: str = "final_test_acc"

@@ -39,7 +39,8 @@ space = Space(
              "rate": 0.4, "rounds": 3},
         ],
     },
-    arms=["reinit", "scratch_b", "finetune", "lr_rewind", "small_dense", "small_dense_b"],
+    arms=["reinit", "scratch_b", "finetune", "lr_rewind", "small_dense", "small_dense_b",
+          "synflow", "rigl_b"],
     budget_check={"factor": 2, "where": {"model.width": [1.0]}, "arms": ["reinit"]},
     seeds=[0, 1, 2, 3, 4],
 )
