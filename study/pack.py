@@ -149,12 +149,12 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
         else:
             scoped = _Scoped(checkpointer, ids) if checkpointer is not None else None
             members = [p.member(on_eval(p.spec) if on_eval else None) for p in group]
-            with clock("train"):  # a group of one: the plain module, faster than a stack of 1
+            with clock("train"):
                 results = train_members(members, first.ctx.data,
                                         total_steps=first.setup.total_steps,
                                         start_step=first.setup.start_step,
                                         checkpointer=scoped, execution=execution,
-                                        stacked=stacked and len(members) > 1)
+                                        stacked=stacked)
         with clock("save"):
             for prepared, result in zip(group, results):
                 out[prepared.spec.id] = finish(prepared, result, execution, tags)

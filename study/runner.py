@@ -156,6 +156,10 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     worker = (TrialWorker(space.name, tracker.uri, execution, threads_for(space),
                           Path(faults.name), space.stall_seconds)
               if isolate else _InProcess(tracker, execution))
+    # the engine follows the launch, not the pack: a trial trains stacked in `study run` exactly
+    # where it does in a sweep of the same trials (`study.sweep`), so the two record the same
+    # numbers (stacked and plain loops agree only to float tolerance)
+    stacked = PackSizes.of(pack_size).most(pending) > 1 if pending else False
     line.begin({t.id: budget(t) for t in pending})
     try:
         while pending:
@@ -173,7 +177,7 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
             for spec in group:
                 line.started(spec.id)
             try:
-                outcomes = worker.run(group, launch, len(group) > 1)
+                outcomes = worker.run(group, launch, stacked)
             except WorkerDied as err:  # the pack's process died: each unrecorded member failed
                 outcomes = {s.id: err for s in group}
                 for spec in group:

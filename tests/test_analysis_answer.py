@@ -175,7 +175,7 @@ def test_the_bill_puts_the_lottery_at_its_lineages_compute(study):
     assert set(matched.arm) == {"lottery"} and (matched.rival_compute <= matched.compute).all()
     words = compute.sentence(matched, bill)
     assert words.startswith("At equal training compute (each prune-big cell against the best "
-                            "small dense net")
+                            "train-small cell")
     assert f"lottery ahead at {int((matched.gap > 0).sum())} of {len(matched)} cells" in words
 
 

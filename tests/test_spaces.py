@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (trials, {(stage, arm): count}, rounds per plan, seeds)
 EXPECTED = {
     "smoke": (29, {("dense", "dense"): 1, ("imp", "lottery"): 4}, {2}, [0]),
-    "quickstart": (2150, {("dense", "dense"): 50, ("imp", "lottery"): 350}, {4, 3},
+    "quickstart": (2470, {("dense", "dense"): 50, ("imp", "lottery"): 350}, {4, 3},
                    [0, 1, 2, 3, 4]),
     "scaling": (9075, {("dense", "dense"): 75, ("imp", "lottery"): 825,
                        ("arm", "sign_constant"): 825, ("arm", "random_prune"): 825,
