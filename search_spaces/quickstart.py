@@ -17,7 +17,7 @@ finetune, lr_rewind (Renda et al.'s learning-rate rewinding), small_dense and sm
 the unstructured masks, synflow (a mask chosen at θ0) and rigl_b (sparse training from
 scratch at Scratch-B's budget), the strongest of each family in the `train_small` space's run.
 Width 1 trains again at 2,000 steps (the budget check: does a gap hold when the budget
-doubles?). 5 seeds: 2,470 trials, 7 min 22 s with the analysis in a fresh clone on 2 idle
+doubles?). 5 seeds: 2,470 trials, 7 min 22-46 s with the analysis in a fresh clone on 2 idle
 cores of an AMD EPYC (family 26, Zen 5). `study analyze` then maps the lottery effect over
 width x density, tests its trend with width, reports convergence and the budget check, fits
 Rosenfeld et al.'s joint scaling law per arm, and compares prune-big with train-small at equal
