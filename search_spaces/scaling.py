@@ -8,7 +8,7 @@ layerwise magnitude to under 10% of the weights, structured neurons by L1 norm t
 finetune, small_dense, and the Deconstructing / LTH controls sign_constant (±α with θ0's
 signs) and random_prune (θ0 on a random mask), and on the unstructured plan the train-small
 arms (`search_spaces/train_small.py`: snip, grasp, synflow, random_erk, set, rigl, set_b,
-rigl_b), which never train the big net (3,600 of its 9,450 trials; the hour above was
+rigl_b), which never train the big net (3,600 of its 9,075 trials; the hour above was
 measured without them). The analysis is the quickstart's: the effect map
 over width x density, each arm's joint scaling law with its extrapolation check, the
 prune-big / train-small crossing, each arm at its own learning rate, and the power of the tests.
