@@ -21,7 +21,7 @@ magnitude pruning to 20% of the hidden weights (the output layer to 60%), and st
 L1-norm neuron pruning to half of each hidden layer's neurons. The dense net at θk (round 0)
 and each round's subnetwork get two copies under two noise seeds and the interpolation between
 them (21 points); reinit trains on every mask for the lottery − reinit gap. 3 seeds; 720
-trials and 438K training steps (the quickstart: 1,440 trials, 1.51M steps), sized for about
+trials and 438K training steps (the quickstart: 2,470 trials, 3.13M steps), sized for about
 10 minutes of `study sweep` on 2 idle cores.
 
 What the paper would predict here: a small MLP is stable from θ0 like LeNet, so barriers near
