@@ -20,9 +20,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from study.contract import wait_until_up
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -55,18 +55,6 @@ def render(chrome: str, url: str, png: Path, size: str = "1800,1100", wait_ms: i
                               timeout=120, check=True).stdout
 
 
-def _wait_up(base: str, seconds: float = 180.0) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no MLflow UI answered at {base} in {seconds:.0f} s") from None
-            time.sleep(0.5)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracking-uri", required=True)
@@ -93,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
         if ui.poll() is not None:
             raise SystemExit("study ui ended:\n" + "\n".join(printed))
-        _wait_up(base)
+        wait_until_up(base)
         urls = [u for line in printed for u in re.findall(r"http://\S+", line)]
         for i, url in enumerate(urls):
             key = re.search(r"viewStateShareKey=([\w-]+)", url)

@@ -66,6 +66,7 @@ import contextlib
 import gc
 import os
 import sqlite3
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -181,6 +182,16 @@ def unreachable(uri: str, timeout: float = 5.0) -> str | None:
     except (OSError, ValueError) as err:
         return str(err)
     return None
+
+
+def wait_until_up(uri: str, seconds: float = 180.0) -> None:
+    """Until the server at `uri` answers its health check (a busy 2-core machine can take a
+    minute to start MLflow); TimeoutError naming it after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while unreachable(uri, timeout=1.0) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no server answered at {uri} within {seconds:.0f} s")
+        time.sleep(0.5)
 
 
 def search_all(client, experiment_id: str, filter_string: str = "",

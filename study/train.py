@@ -342,9 +342,11 @@ def train_members(members: list[Member], data: Splits, *, total_steps: int,
     # train losses are summed on the device (no sync per step), exactly as before a resume
     running = torch.tensor([state.loss_sum[m] for m in engine.alive], device=data.x_train.device)
     started = time.perf_counter() - state.seconds
+    moving = any(m.mask_update is not None for m in members)  # sparse training (SET, RigL)
     while state.step < stop_step and engine.alive:
         running += engine.step(state.step)
-        engine.update_masks(state.step)  # sparse training's hook (SET, RigL); else nothing
+        if moving:
+            engine.update_masks(state.step)
         state.loss_count += 1
         state.step += 1
         heartbeat.beat(state.step)

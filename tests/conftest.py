@@ -28,7 +28,9 @@ def store(tmp_path):
 @pytest.fixture
 def tracking_server(tmp_path):
     """`mlflow server` on 127.0.0.1 with a SQLite backend and a local artifact root."""
-    from servers import free_port, wait_until_up
+    from servers import free_port
+
+    from study.contract import wait_until_up
 
     port = free_port()
     server = subprocess.Popen(

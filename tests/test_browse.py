@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from servers import free_port, wait_until_up
+from servers import free_port
 from typer.testing import CliRunner
 
 from analysis.load import resolve_uri
 from study import browse
 from study.cli import app
-from study.contract import relocate
+from study.contract import relocate, wait_until_up
 from study.space import load_space
 from study.tracking import Tracker
 

@@ -18,11 +18,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+
+from study.contract import wait_until_up
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tracking_server.sh"
 PACK = 16
@@ -93,15 +94,12 @@ def _server(root: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=1).close()
-            return proc, uri
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError(f"the tracking server did not answer at {uri} within 180 s")
+    try:
+        wait_until_up(uri)
+    except TimeoutError:
+        proc.terminate()
+        raise
+    return proc, uri
 
 
 def bench_records(writers: tuple[int, ...] = (2, 8), packs: int = 4, echo=print) -> list[dict]:
