@@ -18,6 +18,7 @@ from study.contract import (
     LAUNCH,
     LAUNCH_STAGE,
     OPTIONAL,
+    OUTCOME,
     PREFIX,
     REQUIRED,
     STAGE,
@@ -101,7 +102,8 @@ def load_runs(experiment: str, uri: str) -> tuple[pd.DataFrame, pd.DataFrame, li
 
 def _row(run) -> dict:
     tags = run.data.tags
-    missing = [t for t in REQUIRED if t not in tags]
+    ended = run.info.status == "FINISHED"  # a killed or running run has no outcome yet
+    missing = [t for t in REQUIRED if t not in tags and (ended or t != OUTCOME)]
     if missing:
         raise AnalysisError(f"run {run.info.run_id} ({run.info.run_name}) lacks the required "
                             f"tag {missing[0]!r}" + (f" (and {len(missing) - 1} more)"

@@ -4,7 +4,17 @@ the errors for experiments that cannot be analysed."""
 from __future__ import annotations
 
 import pytest
-from test_analysis_store import LRS, ROUNDS, SEEDS, arms_of, conditions, synthetic_store
+from mlflow.tracking import MlflowClient
+from test_analysis_store import (
+    LRS,
+    ROUNDS,
+    SEEDS,
+    _tags,
+    _write,
+    arms_of,
+    conditions,
+    synthetic_store,
+)
 
 from analysis import AnalysisError
 from analysis.load import load_runs
@@ -65,6 +75,22 @@ def test_a_missing_tag_is_named(tmp_path_factory):
     uri, _ = synthetic_store(tmp_path_factory)
     with pytest.raises(AnalysisError, match="lacks the required tag 'study.ticket'"):
         load_runs("untagged", uri)
+
+
+def test_a_run_killed_before_its_outcome_is_listed_not_fatal(tmp_path):
+    """A sweep killed mid-trial leaves a KILLED run with every tag but the outcome (written
+    last); the resumed sweep records the trial again. Analysis lists the killed run, not fails."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("killed", artifact_location=(tmp_path / "a").as_uri())
+    tags = _tags("dense", "dense", 1.0, 0.1, 0)
+    half = {k: v for k, v in tags.items() if k != "study.outcome"}
+    _write(client, exp, None, half, {}, "KILLED")
+    _write(client, exp, None, tags, {"final_test_acc": 0.6})
+    frame, unusable, _ = load_runs("killed", uri)
+    assert len(frame) == 1 and frame.final_test_acc.iloc[0] == 0.6
+    assert unusable.reason.tolist() == ["killed"]
+    assert unusable.note.tolist() == ["recomputed by a later run"]
 
 
 def test_unknown_and_empty_experiments_are_explained(tmp_path_factory):
