@@ -302,8 +302,8 @@ def test_every_registered_arm_has_a_description_a_colour_and_a_comparison_rule()
     at_init = [(c, r) for c in ("snip", "grasp", "synflow")
                for r in ("random_erk", "random_prune", f"{c}+shuffled")]
     order = [("lottery", "reinit"), ("lottery", "scratch_b"), ("finetune", "scratch_b"),
-            ("lottery", "small_dense"), ("finetune", "small_dense"),
-            *(("lottery", arm) for arm in TRAIN_SMALL_ARMS), *at_init]
+             ("lottery", "small_dense"), ("finetune", "small_dense"),
+             *(("lottery", arm) for arm in TRAIN_SMALL_ARMS), *at_init]
     assert order == stats.COMPARISONS  # the verdict table's row order
 
 
