@@ -139,7 +139,8 @@ _ENTRIES = (
         'same cap, so "train small" gets both of Rethinking\'s budgets.',
         "small dense (Scratch-B budget)", ("colorblind", 4), shade=SHADE, family="small_dense",
         budget="flops_matched", twin="scratch_b",
-        # "shape", as before the registry: its widths and budget are found when it is set up
+        # pack "shape" (as before the registry): its narrow widths and its budget are found
+        # only when it is set up, and `run_pack` regroups it then
         judged="no paired test: train-small at equal compute (equal_compute, the compute "
                "figure)"),
     Arm("supermask",

@@ -307,6 +307,17 @@ def test_every_registered_arm_has_a_description_a_colour_and_a_comparison_rule()
     assert order == stats.COMPARISONS  # the verdict table's row order
 
 
+def test_analysis_reads_the_arms_through_the_contract_only():
+    """Analysis imports nothing of the library but `study.contract` (which passes on the arm
+    registry), so it reads a store without torch or the specs."""
+    import re
+    from pathlib import Path
+
+    for path in (Path(__file__).parents[1] / "analysis").glob("*.py"):
+        imported = re.findall(r"^\s*(?:from|import) (study[\w.]*)", path.read_text(), re.M)
+        assert set(imported) <= {"study.contract"}, path.name
+
+
 def test_an_arm_function_needs_its_registry_entry():
     from study.arms import arm
 
