@@ -24,11 +24,8 @@ from analysis.style import (
     ordered_arms,
     plan_by_regime,
 )
-from study.contract import PRUNE_BIG, TRAIN_SMALL
+from study.contract import PRUNE_BIG, TRAIN_SMALL  # the registry's prune-big, train-small
 
-# PRUNE_BIG: the arms that train the big net first and keep what pruning it found (mask and
-# weights); TRAIN_SMALL: those that need nothing from the big net (small dense nets, masks
-# chosen at θ0, sparse training): their registry families
 PANEL = ["dataset", "model", "granularity", "criterion", "scope", "schedule", "retrain",
          "rewind_step", "lr", "warmup"]
 COLUMNS = [*PANEL, "arm", "width", "round", "seeds", "compute", "accuracy", "pareto"]

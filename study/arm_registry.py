@@ -256,6 +256,7 @@ TRAIN_SMALL = arms_where(family=("small_dense", "at_init", "sparse"))
 """Arms that need nothing from the big net: their size follows from the plan, not a trained net
 (the at-init and sparse-training arms read only the round's survivor count)."""
 PRUNE_BIG = arms_where(family="prune_big")
+"""Arms that train the big net first and keep what pruning it found (mask and weights)."""
 STABILITY_ARMS = arms_where(family="stability")
 UNTRAINED = arms_where(budget="none")
 """Arms evaluated on their mask without any training."""
