@@ -24,13 +24,8 @@ from analysis.style import (
     ordered_arms,
     plan_by_regime,
 )
-from study.specs import TRAIN_SMALL_ARMS
+from study.contract import PRUNE_BIG, TRAIN_SMALL  # the registry's prune-big, train-small
 
-PRUNE_BIG = ("lottery", "finetune", "lr_rewind")
-"""Arms that train the big net first and keep what pruning it found (mask and weights)."""
-TRAIN_SMALL = ("small_dense", "small_dense_b", *TRAIN_SMALL_ARMS)
-"""Arms that need nothing from the big net: small dense nets, masks chosen at θ0, sparse
-training."""
 PANEL = ["dataset", "model", "granularity", "criterion", "scope", "schedule", "retrain",
          "rewind_step", "lr", "warmup"]
 COLUMNS = [*PANEL, "arm", "width", "round", "seeds", "compute", "accuracy", "pareto"]

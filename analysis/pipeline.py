@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -18,6 +19,7 @@ from analysis import (
     best_lr,
     budget,
     compute,
+    criteria,
     effect_map,
     figures,
     lecture,
@@ -37,20 +39,87 @@ from analysis.stats import all_comparisons, compare
 from analysis.style import save, theme
 from analysis.verdict import early_stop, paragraph
 
-FIGURES = {"1_accuracy_vs_remaining": "accuracy vs weights remaining",
-           "2_early_stop_vs_remaining": "early-stop step vs weights remaining",
-           "3_rethinking": "Rethinking comparison", "4_regime_map": "regime map",
-           "5_scaling": "scaling figure", "6_training_curves": "training curves",
-           "8_effect_map": "lottery-effect map", "9_effect_vs_weights":
-           "lottery effect at equal nonzero weights",
-           "10_barrier_vs_k": "error barrier vs rewind step",
-           "11_barrier_vs_gap": "error barrier vs lottery − reinit gap",
-           "12_damage_recovery": "damage and recovery per fine-tuning round",
-           "13_finetune_chain": "fine-tune chain beside IMP and training small",
-           "14_compute": "accuracy vs cumulative training compute",
-           "15_effect_map_at_init": "lottery − strongest at-init arm map",
-           "16_effect_map_dynamic": "lottery − strongest sparse-training arm map",
-           "17_accuracy_vs_nonzero": "train small: accuracy vs nonzero weights"}
+Part = Literal["figures", "train small", "criteria", "lecture", "stability"]
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What a figure's builder reads: the runs and what the step of `analyze` that draws it
+    has computed (None where that step computes no such thing)."""
+
+    frame: pd.DataFrame
+    metric: str
+    verdicts: pd.DataFrame | None = None
+    scale: dict | None = None
+    """`_scale`'s: the effect-map cells, the law fits, the crossings, the compute bill."""
+    uri: str = ""
+    recovery: pd.DataFrame | None = None
+    """`_lecture`'s damage and recovery per cut."""
+    barriers: pd.DataFrame | None = None
+    """`_stability`'s barrier per k, and beside the lottery − reinit gap (`joined`, `corr`)."""
+    joined: pd.DataFrame | None = None
+    corr: dict | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the report; its number is its place in FIGURES, its files
+    `<number>_<name>.png` and `.pdf` (`analysis.style.save`)."""
+
+    name: str
+    caption: str
+    """Its words in the report's line saying why it was skipped."""
+    part: Part
+    """The step of `analyze` that draws it, once it has the figure's data (`_figures`,
+    `_train_small`, `_criteria`, `_lecture`, `_stability`: each `_draw`s its part's figures in
+    FIGURES order)."""
+    build: Callable[[Drawing], object]
+    """The figure, or a string saying why it cannot be drawn."""
+    per_net: bool = False
+    """How it is saved: one file per network (dataset, model, width: `figures.nets`), the net
+    in its name after the number and name (the per-net figures come first in their step)."""
+
+
+FIGURES = (
+    Figure("accuracy_vs_remaining", "accuracy vs weights remaining", "figures",
+           lambda d: figures.accuracy_vs_remaining(d.frame, d.metric), per_net=True),
+    Figure("early_stop_vs_remaining", "early-stop step vs weights remaining", "figures",
+           lambda d: figures.early_stop_vs_remaining(d.frame), per_net=True),
+    Figure("rethinking", "Rethinking comparison", "figures",
+           lambda d: rethinking.figure(d.frame, d.metric)),
+    Figure("regime_map", "regime map", "figures", lambda d: regime.regime_map(d.verdicts)),
+    Figure("scaling", "scaling figure", "figures",
+           lambda d: scaling.figure(d.frame, d.scale["fits"], d.scale["small"], d.scale["cross"],
+                                    d.metric)),
+    Figure("training_curves", "training curves", "figures", lambda d: _curves(d.frame, d.uri)),
+    Figure("criteria", "criteria figure", "criteria", lambda d: _criteria_figure(d)),
+    Figure("effect_map", "lottery-effect map", "figures",
+           lambda d: effect_map.effect_map(d.scale["cells"])),
+    Figure("effect_vs_weights", "lottery effect at equal nonzero weights", "figures",
+           lambda d: effect_map.effect_vs_weights(d.scale["cells"])),
+    Figure("barrier_vs_k", "error barrier vs rewind step", "stability",
+           lambda d: stability.figure_vs_k(d.barriers)),
+    Figure("barrier_vs_gap", "error barrier vs lottery − reinit gap", "stability",
+           lambda d: stability.scatter(d.joined, d.corr)),
+    Figure("damage_recovery", "damage and recovery per fine-tuning round", "lecture",
+           lambda d: lecture.damage_figure(d.recovery)),
+    Figure("finetune_chain", "fine-tune chain beside IMP and training small", "lecture",
+           lambda d: lecture.versus_remaining(d.frame, d.metric)),
+    Figure("compute", "accuracy vs cumulative training compute", "figures",
+           lambda d: compute.figure(d.scale["bill"])),
+    Figure("effect_map_at_init", "lottery − strongest at-init arm map", "train small",
+           lambda d: _strongest_map(d, "at-init")),
+    Figure("effect_map_dynamic", "lottery − strongest sparse-training arm map", "train small",
+           lambda d: _strongest_map(d, "dynamic")),
+    Figure("accuracy_vs_nonzero", "train small: accuracy vs nonzero weights", "train small",
+           lambda d: train_small.accuracy_vs_nonzero(d.frame, d.metric)),
+)
+"""Every figure of the report, numbered by its place here (a new one goes at the end)."""
+
+
+def stem(figure: Figure) -> str:
+    """A figure's file name without the net or the extension: `8_effect_map`."""
+    return f"{FIGURES.index(figure) + 1}_{figure.name}"
 
 
 @dataclass
@@ -96,7 +165,7 @@ def analyze(experiment: str, out: Path | None = None, tracking_uri: str | None =
     _tables(book, frame, unusable, lost, metric)
     _figures(book, frame, verdicts, scale, uri, metric, echo)
     _train_small(book, frame, verdicts, metric, echo)
-    _criteria(book, frame, metric)
+    _criteria(book, frame, metric, echo)
     _lecture(book, frame, metric, echo)
     _stability(book, frame, lines, metric, echo)
     book.written += book.figures + write(book.out, f"Study report: {experiment}",
@@ -245,33 +314,12 @@ def _tables(book: Book, frame: pd.DataFrame, unusable: pd.DataFrame, lost: pd.Da
 
 def _figures(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, scale: dict, uri: str,
              metric: str, echo: Callable[[str], object]) -> None:
-    """Figures 1-6, 8 and 9 as PNG + PDF; one line in the report for each that lacks its
-    data."""
+    """The figures of the study's main question (part "figures" of FIGURES); one line in
+    the report for each that lacks its data."""
     if frame.empty:
         book.skipped.append("every figure skipped: no trial run finished")
         return
-    builders: list[tuple[str, Callable[[], object]]] = []
-    for suffix, part in figures.nets(frame):
-        builders += [(f"1_accuracy_vs_remaining{suffix}",
-                      lambda p=part: figures.accuracy_vs_remaining(p, metric)),
-                     (f"2_early_stop_vs_remaining{suffix}",
-                      lambda p=part: figures.early_stop_vs_remaining(p))]
-    builders += [("3_rethinking", lambda: rethinking.figure(frame, metric)),
-                 ("4_regime_map", lambda: regime.regime_map(verdicts)),
-                 ("5_scaling", lambda: scaling.figure(frame, scale["fits"], scale["small"],
-                                                      scale["cross"], metric)),
-                 ("6_training_curves", lambda: _curves(frame, uri)),
-                 ("8_effect_map", lambda: effect_map.effect_map(scale["cells"])),
-                 ("9_effect_vs_weights", lambda: effect_map.effect_vs_weights(scale["cells"])),
-                 ("14_compute", lambda: compute.figure(scale["bill"]))]
-    for name, build in builders:
-        result = build()
-        if isinstance(result, str):
-            kind = next(v for k, v in FIGURES.items() if name.startswith(k))
-            book.skipped.append(f"{kind} ({name}) skipped: {result}")
-            echo(book.skipped[-1])
-        else:
-            book.figures += save(result, book.out, name)
+    _draw(book, "figures", Drawing(frame, metric, verdicts, scale, uri), echo)
 
 
 def _train_small(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric: str,
@@ -284,30 +332,27 @@ def _train_small(book: Book, frame: pd.DataFrame, verdicts: pd.DataFrame, metric
         return
     book.sections.append(text_section("Train small without the big net",
                                       train_small.sentences(verdicts, frame, metric)))
-    maps = {}
-    for family, name in (("at-init", "15_effect_map_at_init"),
-                         ("dynamic", "16_effect_map_dynamic")):
-        arm = train_small.strongest(frame, family, metric)
-        maps[name] = (f"the study ran no {family} arm" if arm is None else effect_map.effect_map(
-            effect_map.cells(verdicts, frame, f"lottery vs {arm}"), versus=arm))
-    maps["17_accuracy_vs_nonzero"] = train_small.accuracy_vs_nonzero(frame, metric)
-    _save(book, maps, echo)
+    _draw(book, "train small", Drawing(frame, metric, verdicts), echo)
 
 
-def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
+def _strongest_map(drawing: Drawing, family: str):
+    """The effect map of lottery − the family's strongest arm."""
+    frame, verdicts = drawing.frame, drawing.verdicts
+    arm = train_small.strongest(frame, family, drawing.metric)
+    if arm is None:
+        return f"the study ran no {family} arm"
+    return effect_map.effect_map(effect_map.cells(verdicts, frame, f"lottery vs {arm}"),
+                                 versus=arm)
+
+
+def _criteria(book: Book, frame: pd.DataFrame, metric: str,
+              echo: Callable[[str], object]) -> None:
     """A study comparing criteria: accuracy per criterion, where each shows the lottery effect,
     and gradual vs one-shot pruning (figure 7 and its tables)."""
     pruned = frame[frame.granularity.isin(["unstructured", "structured"])]
     if pruned.empty or pruned.groupby("granularity").criterion.nunique().max() < 2:
         return  # one criterion per granularity: nothing to compare
-    from analysis import criteria
-
-    if (pruned.arm == "lottery").any():
-        book.figures += save(criteria.accuracy_vs_remaining(frame, metric=metric), book.out,
-                             "7_criteria")
-    else:
-        book.skipped.append("criteria figure (7_criteria) skipped: no IMP chain (lottery runs) "
-                            "to compare the criteria on")
+    _draw(book, "criteria", Drawing(frame, metric), echo)
     effects = criteria.lottery_effect(frame, metric)
     if len(effects):
         book.table("Which criteria show the lottery effect (lottery − reinit, paired by seed; "
@@ -316,6 +361,14 @@ def _criteria(book: Book, frame: pd.DataFrame, metric: str) -> None:
     if len(schedules):
         book.table("Gradual vs one-shot pruning (iterative − one-shot, lottery arm)",
                    schedules, "schedule_effect")
+
+
+def _criteria_figure(drawing: Drawing):
+    """Figure 7: accuracy vs remaining per criterion, on the IMP chains."""
+    pruned = drawing.frame[drawing.frame.granularity.isin(["unstructured", "structured"])]
+    if not (pruned.arm == "lottery").any():
+        return "no IMP chain (lottery runs) to compare the criteria on"
+    return criteria.accuracy_vs_remaining(drawing.frame, metric=drawing.metric)
 
 
 def _lecture(book: Book, frame: pd.DataFrame, metric: str,
@@ -343,8 +396,7 @@ def _lecture(book: Book, frame: pd.DataFrame, metric: str,
     else:
         book.skipped.append("small steps vs one cut skipped: no plan has both an iterative "
                             "and a one-shot fine-tune chain")
-    _save(book, {"12_damage_recovery": lecture.damage_figure(recovery),
-                 "13_finetune_chain": lecture.versus_remaining(frame, metric)}, echo)
+    _draw(book, "lecture", Drawing(frame, metric, recovery=recovery), echo)
 
 
 def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str,
@@ -367,15 +419,23 @@ def _stability(book: Book, frame: pd.DataFrame, lines: pd.DataFrame, metric: str
     else:
         book.skipped.append("stability vs lottery effect skipped: no IMP round has both an "
                             "interpolation and a lottery − reinit comparison")
-    _save(book, {"10_barrier_vs_k": stability.figure_vs_k(summary_k),
-                 "11_barrier_vs_gap": stability.scatter(joined, corr)}, echo)
+    _draw(book, "stability", Drawing(frame, metric, barriers=summary_k, joined=joined,
+                                     corr=corr), echo)
 
 
-def _save(book: Book, results: dict[str, object], echo: Callable[[str], object]) -> None:
-    """Each figure as PNG + PDF, or the line saying why it is missing."""
-    for name, result in results.items():
+def _draw(book: Book, part: Part, drawing: Drawing, echo: Callable[[str], object]) -> None:
+    """Every figure of `part` in FIGURES order (the per-net ones first, all of them for one
+    net after the other), each as PNG + PDF, or the line saying why it is missing."""
+    mine = [f for f in FIGURES if f.part == part]
+    jobs = []
+    if any(f.per_net for f in mine):
+        for suffix, net in figures.nets(drawing.frame):
+            jobs += [(stem(f) + suffix, f, replace(drawing, frame=net)) for f in mine if f.per_net]
+    jobs += [(stem(f), f, drawing) for f in mine if not f.per_net]
+    for name, figure, inputs in jobs:
+        result = figure.build(inputs)
         if isinstance(result, str):
-            book.skipped.append(f"{FIGURES[name]} ({name}) skipped: {result}")
+            book.skipped.append(f"{figure.caption} ({name}) skipped: {result}")
             echo(book.skipped[-1])
         else:
             book.figures += save(result, book.out, name)

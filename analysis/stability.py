@@ -16,8 +16,9 @@ from scipy import stats as sps
 
 from analysis.stats import LEVEL, compare, t_interval
 from analysis.style import plt
+from study.contract import STABILITY_ARMS
 
-ARMS = ("stability", "interpolation")
+ARMS = STABILITY_ARMS
 STABLE = 0.02
 """Frankle et al.'s threshold: a net is stable when its error barrier is below 2%."""
 MIN_CONDITIONS = 4  # a Fisher-z interval needs n > 3

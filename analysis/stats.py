@@ -11,23 +11,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from study.specs import AT_INIT_ARMS, TRAIN_SMALL_ARMS
+from study.contract import REGISTRY, comparisons
 
-COMPARISONS = [("lottery", "reinit"), ("lottery", "scratch_b"), ("finetune", "scratch_b"),
-               ("lottery", "small_dense"), ("finetune", "small_dense")]
-"""(A, B) pairs tested as A - B; the last two are prune-big vs train-small at equal weights."""
-# -- train small without the big net (issue 25) ---------------------------------------------
-INIT_CRITERIA = tuple(a for a in AT_INIT_ARMS if a != "random_erk")
+COMPARISONS = comparisons()
+"""(A, B) pairs tested as A - B, from the arms' registry entries (`baseline_for`, then
+`tested_against`): lottery vs reinit, scratch_b (finetune too), small_dense (prune big vs
+train small at equal weights, finetune too) and each net trained sparse from the start; each
+at-init criterion vs random masks with ERK's, IMP's and its own layer densities (Frankle et
+al. 2021's comparison)."""
+INIT_CRITERIA = tuple(arm for arm, entry in REGISTRY.items() if entry.tested_against)
 """The at-init criteria; random_erk (and random_prune, and each one's shuffled mask) are the
 random masks they are tested against."""
-SHUFFLED = "+shuffled"
-"""The arm suffix of an at-init mask shuffled within its layers (`study.contract.VARIANT`)."""
-COMPARISONS += [("lottery", arm) for arm in TRAIN_SMALL_ARMS]
-COMPARISONS += [(c, random) for c in INIT_CRITERIA
-                for random in ("random_erk", "random_prune", c + SHUFFLED)]
-"""IMP vs each net trained sparse from the start; each at-init criterion vs random masks with
-ERK's, IMP's and its own layer densities (Frankle et al. 2021's comparison)."""
-# -- end of issue 25's block ------------------------------------------------------------------
 CONDITION = ["dataset", "model", "width", "lr", "warmup", "granularity", "scope", "criterion",
              "schedule", "retrain", "rewind_step", "round"]
 """One test per value of these: never pool two learning rates, plans or sparsities."""

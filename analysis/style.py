@@ -14,39 +14,30 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-ARMS = ["dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind", "sign_constant",
-        "random_prune", "small_dense", "small_dense_b", "supermask", "weight_agnostic"]
-"""Plot order of the arms."""
-PALETTE_INDEX = {"reinit": 0, "lottery": 1, "scratch_b": 2, "finetune": 3, "small_dense": 4,
-                 "supermask": 5, "sign_constant": 6, "dense": 7, "weight_agnostic": 8,
-                 "random_prune": 9}
-"""Arm -> colour in seaborn's 10-colour colorblind palette, fixed for every figure: the arms
-compared most (lottery, reinit, Scratch-B, fine-tuned, small dense) get the most distinct hues,
-the dense reference grey."""
-LABELS = {"dense": "dense (unpruned)", "lottery": "lottery (rewind to θ0/θk)",
-          "reinit": "reinit (Scratch-E)", "scratch_b": "Scratch-B", "finetune": "fine-tuned",
-          "lr_rewind": "lr rewinding",
-          "sign_constant": "sign constant", "random_prune": "random prune",
-          "small_dense": "small dense", "small_dense_b": "small dense (Scratch-B budget)",
-          "supermask": "supermask (untrained)",
-          "weight_agnostic": "weight agnostic"}
-COLORS = {arm: sns.color_palette("colorblind", 10)[k] for arm, k in PALETTE_INDEX.items()}
-COLORS["small_dense_b"] = tuple(0.6 * c for c in COLORS["small_dense"])  # its budget's shade
-COLORS["lr_rewind"] = tuple(0.6 * c for c in COLORS["finetune"])  # the other retraining
-# -- train small without the big net (issue 25): at-init masks and sparse training ----------
-TRAIN_SMALL_LABELS = {"snip": "SNIP (at init)", "grasp": "GraSP (at init)",
-                      "synflow": "SynFlow (at init)", "random_erk": "random ERK (at init)",
-                      "set": "SET (sparse from scratch)", "rigl": "RigL (sparse from scratch)",
-                      "set_b": "SET (Scratch-B budget)", "rigl_b": "RigL (Scratch-B budget)"}
-ARMS += list(TRAIN_SMALL_LABELS)
-LABELS.update(TRAIN_SMALL_LABELS)
-COLORS.update({arm: sns.color_palette("dark", 10)[k] for k, arm in enumerate(
-    ["snip", "grasp", "synflow", "random_erk", "set", "rigl"])})
-COLORS["set_b"], COLORS["rigl_b"] = (tuple(0.6 * c for c in COLORS[a]) for a in ("set", "rigl"))
-# -- end of issue 25's block ------------------------------------------------------------------
+from study.contract import REGISTRY, arms_where  # noqa: E402
+
+ARMS = list(REGISTRY)
+"""Plot order of the arms (the registry's, `study.arm_registry`)."""
+LABELS = {arm: entry.label for arm, entry in REGISTRY.items()}
+"""Arm -> its name in docs/science.md's words."""
+
+
+def _colour(arm: str) -> tuple:
+    palette, index = REGISTRY[arm].colour
+    rgb = sns.color_palette(palette, 10)[index]
+    shade = REGISTRY[arm].shade
+    return rgb if shade == 1.0 else tuple(shade * c for c in rgb)
+
+
+COLORS = {arm: _colour(arm) for arm in REGISTRY}
+"""Arm -> its fixed colour in every figure, from its registry entry: (palette, index) in
+seaborn's 10-colour palettes (colorblind for the arms on a ticket, the arms compared most with
+the most distinct hues and the dense reference grey; dark for the train-small ones), in a
+darker shade for a Scratch-B budget or lr rewinding."""
+UNTRAINED = set(arms_where(family="untrained"))
+"""The tickets evaluated without any training (supermask, weight agnostic)."""
 ORDER = {"granularity": ["unstructured", "structured"]}
 """Facet order where alphabetical is wrong: the LTH's unstructured case first."""
-UNTRAINED = {"supermask", "weight_agnostic"}
 PLAN_KEYS = ["granularity", "criterion", "scope", "schedule", "retrain", "rewind_step"]
 REGIME_KEYS = ["lr", "warmup"]
 NET_KEYS = ["dataset", "model", "width"]

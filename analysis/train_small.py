@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from analysis.stats import INIT_CRITERIA, MIN_SEEDS, SHUFFLED
+from analysis.stats import COMPARISONS, INIT_CRITERIA, MIN_SEEDS
 from analysis.style import color, count_label, describe, facets, label, varying
-from study.specs import AT_INIT_ARMS, SPARSE_ARMS
+from study.contract import AT_INIT_ARMS, SPARSE_ARMS
 
 FAMILIES = {"at-init": AT_INIT_ARMS, "dynamic": SPARSE_ARMS}
-"""The two families of the train-small question, by the arms of `study.specs`."""
+"""The two families of the train-small question, by the arms' registry families."""
 BESIDE = ("lottery", "reinit", "random_prune", "small_dense")
 """Arms drawn beside the train-small family in the accuracy-vs-nonzero-weights figure."""
 LOTTERY_BETTER = "effect: lottery better"
@@ -97,7 +97,7 @@ def random_sentence(verdicts: pd.DataFrame) -> str | None:
     parts, beat_any, tested_any = [], False, False
     for criterion in INIT_CRITERIA:
         found = []
-        for random in ("random_erk", "random_prune", criterion + SHUFFLED):
+        for random in [b for a, b in COMPARISONS if a == criterion]:  # the random masks
             rows = verdicts[(verdicts.comparison == f"{criterion} vs {random}")
                             & (verdicts.verdict != "too few seeds")]
             if rows.empty:

@@ -1,30 +1,48 @@
 """The arms of docs/science.md, each a small function from a trial's context to what it trains.
 
-Every arm returns a `Setup`: the net to train, its weight masks (unstructured) or none (a
-structured net is physically smaller), the budget and where in the schedule it starts. One
-runner (`study.trial`) then trains, evaluates and records it, so no arm has a loop of its own.
+What an arm is (its description, budget rule, pack rule, colour, comparisons) is its entry in
+`study.arm_registry`; its function here, decorated `@arm`, is what it does. Every arm returns
+a `Setup`: the net to train, its weight masks (unstructured) or none (a structured net is
+physically smaller), the budget and where in the schedule it starts. One runner
+(`study.trial`) then trains, evaluates and records it, so no arm has a loop of its own.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from study import interpolate, seeds
+from study.arm_registry import REGISTRY, arms_where
 from study.context import TrialContext
 from study.models import PrunableNet, count
 from study.pruning import Masks, agnostic, random_like, restrict, shrink
 from study.pruning.at_init import AT_INIT, densities_of
 from study.pruning.dynamic import MaskUpdate
-from study.specs import UNTRAINED, TrainSpec, TrialSpec
+from study.specs import TrainSpec, TrialSpec
 from study.train import evaluate_only
 
-REWOUND = ("lottery", "sign_constant", "random_prune", "stability")
+REWOUND = arms_where(budget="rewound")
 """Arms that start at the rewind step k with θk's lineage, and so train T - k steps."""
-FLOPS_MATCHED = ("scratch_b", "small_dense_b", "set_b", "rigl_b")
+FLOPS_MATCHED = arms_where(budget="flops_matched")
 """Arms whose budget is Scratch-B's: dense steps x FLOPs(dense)/FLOPs(this net), capped."""
+ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {}
+"""Every arm's function, by name (`arm` fills it)."""
+
+
+def arm(setup: Callable[[TrialContext], Setup]) -> Callable[[TrialContext], Setup]:
+    """Register an arm's function under its name (a trailing _ dropped: `set_` is set), with
+    its registry entry's description as the first paragraph of its docstring."""
+    name = setup.__name__.removesuffix("_")
+    if name not in REGISTRY:
+        raise KeyError(f"arm {name!r}: no entry in study.arm_registry's REGISTRY")
+    rest = inspect.cleandoc(setup.__doc__) if setup.__doc__ else ""
+    setup.__doc__ = "\n\n".join(p for p in (REGISTRY[name].description, rest) if p)
+    ARM_SETUPS[name] = setup
+    return setup
 
 
 @dataclass
@@ -57,14 +75,14 @@ def steps(spec: TrialSpec, flops_ratio: float | None = None) -> tuple[int, int]:
     random_prune, stability) resume at the rewind step k. finetune: `finetune_steps`.
     Scratch-B and small_dense_b: T x `budget_ratio`. Untrained arms: none.
     """
-    total = spec.dense.total_steps()
-    if spec.arm in UNTRAINED:
+    total, rule = spec.dense.total_steps(), REGISTRY[spec.arm].budget
+    if rule == "none":
         return 0, 0
-    if spec.arm == "finetune":
+    if rule == "finetune":
         return finetune_steps(spec), 0
-    if spec.arm in FLOPS_MATCHED:
+    if rule == "flops_matched":
         return round(total * budget_ratio(spec, flops_ratio)), 0
-    if spec.arm in REWOUND:
+    if rule == "rewound":
         return total, spec.prune.rewind_step
     return total, 0
 
@@ -115,17 +133,15 @@ def _flops_matched(ctx: TrialContext, setup: Setup) -> Setup:
     return setup
 
 
+@arm
 def dense(ctx: TrialContext) -> Setup:
-    """The big net trained from its seeded θ0 for the dense budget T: the reference every arm is
-    compared to, and the source of round 1's mask."""
     model = ctx.init_big(ctx.spec.dense.seed)
     return _setup(ctx, model, None,
                   artifacts={"init.pt": {k: v.clone() for k, v in model.state_dict().items()}})
 
 
+@arm
 def lottery(ctx: TrialContext) -> Setup:
-    """IMP round r: prune the source net, rewind survivors to θk and train (LTH). As an arm
-    (stage "arm", e.g. when tuning its lr) it retrains the round's existing ticket."""
     mask, artifacts = _round_mask(ctx)
     setup = _on_mask(ctx, ctx.rewind, mask)
     setup.artifacts = artifacts
@@ -142,22 +158,19 @@ def _round_mask(ctx: TrialContext) -> tuple[Masks, dict[str, dict[str, torch.Ten
     return mask, {"mask.pt": mask, "init.pt": ctx.rewind, **extra}
 
 
+@arm
 def reinit(ctx: TrialContext) -> Setup:
-    """Scratch-E (Liu et al. 2019; LTH's random-reinitialization control): the round's pruned
-    architecture from a fresh random init, trained for the dense budget T."""
     return _fresh(ctx)
 
 
+@arm
 def scratch_b(ctx: TrialContext) -> Setup:
-    """Scratch-B (Liu et al. 2019): the pruned architecture from a fresh init, trained for the
-    dense budget x FLOPs(dense)/FLOPs(pruned), capped."""
     return _flops_matched(ctx, _fresh(ctx))
 
 
+@arm
 def finetune(ctx: TrialContext) -> Setup:
-    """Rethinking's fine-tuning: a trained net, pruned, trained briefly at the schedule's end lr.
-
-    The net is the one the round's mask was computed from (`TrialContext.source`: round r-1's
+    """The net is the one the round's mask was computed from (`TrialContext.source`: round r-1's
     trained net, the dense θT at round 1 and in a one-shot chain), so finetune, reinit and
     scratch_b share the mask and the fine-tuned net is the trained net that mask prunes. It
     trains `finetune_steps` at a constant lr: `finetune_lr`, else the dense schedule's final lr
@@ -183,12 +196,9 @@ def finetune(ctx: TrialContext) -> Setup:
     return setup
 
 
+@arm
 def lr_rewind(ctx: TrialContext) -> Setup:
-    """Learning-rate rewinding (Renda, Frankle & Carbin 2020): the trained net the mask was
-    computed from, pruned, retrained with the dense schedule from its start for the dense
-    budget T: the weights keep their trained values, only the lr schedule is rewound.
-
-    Its net is finetune's (`TrialContext.source`), so the two differ only in how they retrain:
+    """Its net is finetune's (`TrialContext.source`), so the two differ only in how they retrain:
     a short constant lr against the whole schedule again; the best-known way to retrain a
     pruned net, which neither LTH nor Rethinking has."""
     previous, source = ctx.source()
@@ -205,8 +215,8 @@ def _pruned_accuracy(ctx: TrialContext, setup: Setup) -> dict[str, float]:
             "pruned_val_loss": row["val_loss"]}
 
 
+@arm
 def sign_constant(ctx: TrialContext) -> Setup:
-    """Zhou et al.: survivors set to ±α with θk's signs, α = the std of that layer's θ0."""
     theta0 = ctx.fetch_dense("init.pt")
     state = dict(ctx.rewind)
     for name in ctx.big_template.prunable():
@@ -214,39 +224,35 @@ def sign_constant(ctx: TrialContext) -> Setup:
     return _on_mask(ctx, state, ctx.mask)
 
 
+@arm
 def random_prune(ctx: TrialContext) -> Setup:
-    """θk on a random mask with the same number of survivors per layer (LTH's control)."""
     gen = torch.Generator().manual_seed(seeds.random_mask(ctx.spec.dense.seed, ctx.spec.round))
     return _on_mask(ctx, ctx.rewind, random_like(ctx.mask, gen))
 
 
+@arm
 def small_dense(ctx: TrialContext) -> Setup:
-    """Train small: a narrower dense net of the family with as many weights as the ticket,
-    trained for the dense budget (Scratch-E's)."""
     pruned = _on_mask(ctx, ctx.rewind, ctx.mask)
     target = count(pruned.model, pruned.masks).nonzero_weights
     model, error = ctx.narrow_dense(target, seeds.fresh_init(ctx.spec.dense.seed))
     return _setup(ctx, model, None, metrics={"match_error": error})
 
 
+@arm
 def small_dense_b(ctx: TrialContext) -> Setup:
-    """small_dense with Scratch-B's budget: the dense steps x FLOPs(dense)/FLOPs(small net),
-    same cap, so "train small" gets both of Rethinking's budgets."""
     return _flops_matched(ctx, small_dense(ctx))
 
 
+@arm
 def supermask(ctx: TrialContext) -> Setup:
-    """θk on the large_final_same_sign mask, evaluated without any training (Zhou et al.).
-    Weight-level only: `TrialSpec` refuses it with structured granularity."""
     setup = _on_mask(ctx, ctx.rewind, ctx.fetch_imp("supermask.pt"))
     setup.trains = False
     return setup
 
 
+@arm
 def weight_agnostic(ctx: TrialContext) -> Setup:
-    """Gaier & Ha on a ticket: every survivor one shared value ±w·α per layer, no training.
-
-    Records the whole sweep of w as flat metrics (`study.pruning.agnostic`); the net left for
+    """Records the whole sweep of w as flat metrics (`study.pruning.agnostic`); the net left for
     the final evaluation is the θk-signed one at the w best on validation.
     """
     theta0 = ctx.fetch_dense("init.pt")
@@ -258,10 +264,8 @@ def weight_agnostic(ctx: TrialContext) -> Setup:
     return setup
 
 
+@arm
 def stability(ctx: TrialContext) -> Setup:
-    """One copy of Frankle et al.'s instability analysis: θk (the dense net's at round 0, else
-    the round's subnetwork on its mask) trained from step k to the dense budget under the
-    trial's own noise seed; its final weights are kept for the interpolation."""
     if ctx.spec.round == 0:
         setup = _setup(ctx, ctx.big(ctx.rewind), None)
     else:
@@ -270,9 +274,8 @@ def stability(ctx: TrialContext) -> Setup:
     return setup
 
 
+@arm
 def interpolation(ctx: TrialContext) -> Setup:
-    """The error on the line between the two copies' final weights (`study.interpolate`),
-    as flat metrics; the net left for the run's own evaluation is the midpoint."""
     copy_a, copy_b = ctx.spec.parents()
     a, b = ctx.fetch(copy_a, "final.pt"), ctx.fetch(copy_b, "final.pt")
     mask = None
@@ -317,27 +320,23 @@ def _at_init(ctx: TrialContext) -> Setup:
     return _mask_record(_setup(ctx, model, mask), criterion)
 
 
+@arm
 def snip(ctx: TrialContext) -> Setup:
-    """SNIP (Lee et al. 2019): θ0 on the weights of highest |∂L/∂w ⊙ w| at θ0 (one shot, all
-    layers ranked together), as many as the round's ticket keeps, trained from step 0."""
     return _at_init(ctx)
 
 
+@arm
 def grasp(ctx: TrialContext) -> Setup:
-    """GraSP (Wang et al. 2020): θ0 on the weights of lowest -w ⊙ Hg at θ0 (the paper prunes
-    the highest), as many as the round's ticket keeps, trained from step 0."""
     return _at_init(ctx)
 
 
+@arm
 def synflow(ctx: TrialContext) -> Setup:
-    """SynFlow (Tanaka et al. 2020): θ0 on the mask 100 data-free iterations of synaptic-flow
-    pruning choose, as many weights as the round's ticket keeps, trained from step 0."""
     return _at_init(ctx)
 
 
+@arm
 def random_erk(ctx: TrialContext) -> Setup:
-    """θ0 on a random mask with Erdős–Rényi-Kernel layer densities (Evci et al. 2020), as many
-    weights as the round's ticket keeps, trained from step 0 (set and rigl start from it)."""
     return _at_init(ctx)
 
 
@@ -356,42 +355,24 @@ def _sparse(ctx: TrialContext, growth: str) -> Setup:
                                "training")
 
 
+@arm
 def set_(ctx: TrialContext) -> Setup:
-    """SET (Mocanu et al. 2018): sparse from scratch at the ticket's weight count (ERK layer
-    densities), dropping the smallest weights and regrowing as many at random every ΔT steps."""
     return _sparse(ctx, "random")
 
 
+@arm
 def rigl(ctx: TrialContext) -> Setup:
-    """RigL (Evci et al. 2020): sparse from scratch at the ticket's weight count (ERK layer
-    densities), dropping the smallest weights and growing those of largest gradient every ΔT
-    steps."""
     return _sparse(ctx, "gradient")
 
 
+@arm
 def set_b(ctx: TrialContext) -> Setup:
-    """SET with Scratch-B's budget: dense steps x FLOPs(dense)/FLOPs(sparse net), capped."""
     return _sparse(ctx, "random")
 
 
+@arm
 def rigl_b(ctx: TrialContext) -> Setup:
-    """RigL with Scratch-B's budget: dense steps x FLOPs(dense)/FLOPs(sparse net), capped
-    (RigL's own best results train 5x longer)."""
     return _sparse(ctx, "gradient")
 
 
-TRAIN_SMALL_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
-    "snip": snip, "grasp": grasp, "synflow": synflow, "random_erk": random_erk,
-    "set": set_, "rigl": rigl, "set_b": set_b, "rigl_b": rigl_b,
-}
 # -- end of issue 25's block ------------------------------------------------------------------
-
-
-ARM_SETUPS: dict[str, Callable[[TrialContext], Setup]] = {
-    "dense": dense, "lottery": lottery, "reinit": reinit, "scratch_b": scratch_b,
-    "finetune": finetune, "lr_rewind": lr_rewind, "sign_constant": sign_constant,
-    "random_prune": random_prune,
-    "small_dense": small_dense, "small_dense_b": small_dense_b, "supermask": supermask,
-    "weight_agnostic": weight_agnostic, "stability": stability, "interpolation": interpolation,
-    **TRAIN_SMALL_SETUPS,
-}

@@ -19,16 +19,14 @@ import math
 
 import torch
 
+from study.arm_registry import TRAIN_SMALL
 from study.context import TrialContext
-from study.specs import TRAIN_SMALL_ARMS, TrialSpec
+from study.specs import TrialSpec
 
 BILL = "bill.pt"
 PASSES_PER_STEP = 3
 """Forward-pass equivalents per training sample: the forward pass and a backward pass costing
 two (the gradients of the activations and of the weights)."""
-TRAIN_SMALL = ("small_dense", "small_dense_b", *TRAIN_SMALL_ARMS)
-"""Arms that need nothing from the big net: their size follows from the plan, not a trained net
-(the at-init and sparse-training arms read only the round's survivor count)."""
 
 
 def train_flops(forward_flops: float, batch_size: int, steps: int) -> float:

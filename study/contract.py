@@ -3,7 +3,8 @@ by `analysis`, so that the two halves share one list of names and cannot drift a
 
 Torch-free and small: analysis imports it without the library. It holds the names (tags,
 curves, outcomes), the store's default address and health probe, and `search_all`, the one way
-runs are paged out of a store.
+runs are paged out of a store; and it passes on the arm registry (`study.arm_registry`: the
+values of `study.arm`, each arm's colour, label, family and comparisons).
 
 - One experiment per study, tagged `mlflow.experimentKind` = custom_model_development (MLflow's
   model-training view, not its GenAI one) and described by the space file's docstring. One run
@@ -71,6 +72,18 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from study.arm_registry import (  # noqa: F401 (the arms, for analysis: a run's `study.arm`)
+    AT_INIT_ARMS,
+    PRUNE_BIG,
+    REGISTRY,
+    SPARSE_ARMS,
+    STABILITY_ARMS,
+    TRAIN_SMALL,
+    TRAIN_SMALL_ARMS,
+    arms_where,
+    comparisons,
+)
 
 PREFIX = "study."
 TRIAL_TAGS = ("id", "stage", "arm", "round", "seed", "ticket", "dense_id", "model", "width",

@@ -18,12 +18,13 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from study.arm_registry import REGISTRY
 from study.arms import steps
 from study.context import Fetch
 from study.execution import Execution
 from study.phases import clock
 from study.plan import budget
-from study.specs import UNTRAINED, TrialSpec
+from study.specs import TrialSpec
 from study.stacked import SHARED_FIELDS
 from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer, train_members
@@ -34,15 +35,15 @@ OnEval = Callable[[TrialSpec], Callable[[dict[str, float]], None] | None]
 
 def pack_key(spec: TrialSpec) -> str:
     """Trials with equal keys are predicted to fit one stacked loop (from the specs alone)."""
-    d = spec.dense
-    if spec.arm in UNTRAINED:  # evaluated, never trained: alone (as `exact_key` runs them)
+    d, rule = spec.dense, REGISTRY[spec.arm].pack  # the arm's pack rule (`arm_registry.Pack`)
+    if rule == "alone":  # evaluated, never trained: alone (as `exact_key` runs them)
         return f"untrained:{spec.id}"
     shape: object = d.model.canonical()
-    if spec.arm == "small_dense" or (spec.prune and spec.prune.granularity == "structured"):
+    if rule == "mask_widths" or (spec.prune and spec.prune.granularity == "structured"):
         # widths follow from the round's mask: predicted equal for the same plan and round
-        shape = [shape, spec.arm == "small_dense", spec.prune.canonical(), spec.round]
+        shape = [shape, rule == "mask_widths", spec.prune.canonical(), spec.round]
     total, start = steps(spec)  # the arms' own budget rule (Scratch-B: at its cap)
-    if spec.arm in ("scratch_b", "set_b", "rigl_b"):  # its budget follows its mask's FLOPs
+    if rule == "mask_budget":  # its budget follows its mask's FLOPs
         shape = [shape, spec.arm, spec.prune.canonical(), spec.round]
     shared = {f: getattr(d.train, f) for f in SHARED_FIELDS}
     if not spec.trains_with_bn_l1:  # Network Slimming's penalty only where the protocol has it

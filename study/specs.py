@@ -18,38 +18,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from study import seeds
-
-ARMS = (
-    "dense", "lottery", "reinit", "scratch_b", "finetune", "lr_rewind",
-    "sign_constant", "random_prune", "small_dense", "small_dense_b", "supermask",
-    "weight_agnostic", "stability", "interpolation",
+from study.arm_registry import (  # noqa: F401 (every fact keyed by arm is its entry there)
+    ARMS,
+    AT_INIT_ARMS,
+    REGISTRY,
+    SOURCE_ARMS,
+    SPARSE_ARMS,
+    STABILITY_ARMS,
+    TRAIN_SMALL_ARMS,
+    UNTRAINED,
+    option_readers,
 )
-# -- train small without the big net (issue 25): masks at initialisation, sparse training ------
-AT_INIT_ARMS = ("snip", "grasp", "synflow", "random_erk")
-"""Masks chosen at θ0 (`study.pruning.at_init`), trained from θ0 at each IMP round's count."""
-SPARSE_ARMS = ("set", "rigl", "set_b", "rigl_b")
-"""Sparse training from scratch (`study.pruning.dynamic`): an ERK mask that moves in training;
-`_b`: Scratch-B's budget."""
-TRAIN_SMALL_ARMS = (*AT_INIT_ARMS, *SPARSE_ARMS)
-ARMS = (*ARMS, *TRAIN_SMALL_ARMS)
-ARM_OPTION_READERS = {"mask_shuffle": AT_INIT_ARMS, "mask_reinit": AT_INIT_ARMS,
-                      "init_batches": ("snip", "grasp"), "update_interval": SPARSE_ARMS,
-                      "drop_fraction": SPARSE_ARMS, "update_end": SPARSE_ARMS}
+
+ARM_OPTION_READERS = option_readers()
 """Options only some arms read: a space's options reach only these arms (`study.space`), and
 a trial of another arm refuses them (the same work must not get two ids)."""
-# -- end of issue 25's block ------------------------------------------------------------------
-UNTRAINED = ("supermask", "weight_agnostic", "interpolation")
-"""Arms evaluated on their mask without any training."""
 Stage = Literal["dense", "imp", "arm"]
-STABILITY_ARMS = ("stability", "interpolation")
-"""Frankle et al. 2020's instability analysis: two copies of θk trained under different SGD
-noise (`stability`), and the straight line between them evaluated (`interpolation`)."""
 FINETUNE_FRACTION = 0.25
 """Fine-tuning budget as a fraction of dense training (Rethinking: 40 of 160 epochs): the
 default of the finetune arm (`ArmOptions`) and of a fine-tune chain's rounds (`PruneSpec`)."""
-SOURCE_ARMS = ("finetune", "lr_rewind")
-"""Arms that retrain the trained net the round's mask was computed from (`TrialContext.source`):
-they also read that round (r-1 in an iterative chain)."""
 CHAIN_ARMS = {"rewind": "lottery", "finetune": "finetune"}
 """`PruneSpec.retrain` -> the arm a chain's own rounds (stage "imp") train."""
 
@@ -619,7 +606,7 @@ def same_as_another(arm: str, prune: PruneSpec, dense: DenseSpec) -> str | None:
     hidden layer (each ranks on `rate`), so its pruned net is that same narrower net, and
     small_dense would train reinit's net from reinit's fresh init (small_dense_b: scratch_b's).
     """
-    twin = {"small_dense": "reinit", "small_dense_b": "scratch_b"}.get(arm)
+    twin = REGISTRY[arm].twin
     uniform = (prune.granularity == "structured" and prune.scope == "layerwise"
                and dense.model.name == "mlp")
     return twin if twin is not None and uniform else None

@@ -70,6 +70,30 @@ def test_every_table_in_three_formats_and_every_figure_in_two(analysed):
     assert lines[-1].startswith("analysed ")
 
 
+def test_every_figure_is_numbered_by_its_place_in_one_registry():
+    """`pipeline.FIGURES`: a figure's number is its place, each is drawn by a step of
+    `analyze` that draws its part, and the file names the report, the README and
+    docs/results/quickstart/ refer to stay as they are."""
+    import inspect
+    from pathlib import Path
+
+    from analysis import pipeline
+
+    stems = [pipeline.stem(f) for f in pipeline.FIGURES]
+    assert stems == [
+        "1_accuracy_vs_remaining", "2_early_stop_vs_remaining", "3_rethinking", "4_regime_map",
+        "5_scaling", "6_training_curves", "7_criteria", "8_effect_map", "9_effect_vs_weights",
+        "10_barrier_vs_k", "11_barrier_vs_gap", "12_damage_recovery", "13_finetune_chain",
+        "14_compute", "15_effect_map_at_init", "16_effect_map_dynamic",
+        "17_accuracy_vs_nonzero"]
+    quickstart = Path(__file__).parents[1] / "docs" / "results" / "quickstart"
+    for png in quickstart.glob("*.png"):
+        assert any(png.stem == s or png.stem.startswith(s + "_") for s in stems), png.name
+    source = inspect.getsource(pipeline)
+    for part in {f.part for f in pipeline.FIGURES}:
+        assert f'_draw(book, "{part}"' in source, part
+
+
 def test_figures_and_report_are_logged_to_the_latest_launch(analysed):
     uri, report, _ = analysed
     client = MlflowClient(uri)

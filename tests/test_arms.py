@@ -273,9 +273,59 @@ def test_small_dense_b_is_small_dense_with_scratch_b_budget(chains):
 
 
 def test_every_arm_a_spec_can_name_has_its_setup():
-    """`specs.ARMS` (the names a spec validates against, torch-free) and `ARM_SETUPS` (what
-    each arm builds) list the same arms."""
+    """`specs.ARMS` (the names a spec validates against: the registry's, torch-free) and
+    `ARM_SETUPS` (what each arm builds, `@arm`) list the same arms."""
     assert set(ARMS) == set(ARM_SETUPS)
+
+
+def test_every_registered_arm_has_a_description_a_colour_and_a_comparison_rule():
+    """One registry (`study.arm_registry`): the library's arms (specs, functions), the
+    analysis's (colours, labels, stability) and the paired tests all name the same set, and
+    every entry says what the arm is, how it is drawn and how it is judged."""
+    from analysis import stability, stats, style
+    from study.arm_registry import REGISTRY, arms_where
+
+    assert set(REGISTRY) == set(ARMS) == set(ARM_SETUPS) == set(style.ARMS)
+    assert set(style.COLORS) == set(style.LABELS) == set(REGISTRY)
+    assert set(stability.ARMS) == set(STABILITY_ARMS) == set(arms_where(family="stability"))
+    for name, entry in REGISTRY.items():
+        assert len(entry.description) > 40 and entry.label and len(entry.judged) > 20, name
+        palette, index = entry.colour
+        assert palette in ("colorblind", "dark") and 0 <= index < 10, name
+        assert style.color(name) == style.COLORS[name], name
+        named = [*entry.baseline_for, *(b for b in entry.tested_against if b[0] != "+"),
+                 *([entry.twin] if entry.twin else [])]
+        assert set(named) <= set(REGISTRY), name
+        assert (entry.pack == "alone") == (entry.budget == "none"), name  # never trained
+    assert len(set(style.COLORS.values())) == len(REGISTRY)  # no two arms share a colour
+    assert {arm.partition("+")[0] for pair in stats.COMPARISONS for arm in pair} <= set(REGISTRY)
+    at_init = [(c, r) for c in ("snip", "grasp", "synflow")
+               for r in ("random_erk", "random_prune", f"{c}+shuffled")]
+    order = [("lottery", "reinit"), ("lottery", "scratch_b"), ("finetune", "scratch_b"),
+             ("lottery", "small_dense"), ("finetune", "small_dense"),
+             *(("lottery", arm) for arm in TRAIN_SMALL_ARMS), *at_init]
+    assert order == stats.COMPARISONS  # the verdict table's row order
+
+
+def test_analysis_reads_the_arms_through_the_contract_only():
+    """Analysis imports nothing of the library but `study.contract` (which passes on the arm
+    registry), so it reads a store without torch or the specs."""
+    import re
+    from pathlib import Path
+
+    for path in (Path(__file__).parents[1] / "analysis").glob("*.py"):
+        imported = re.findall(r"^\s*(?:from|import) (study[\w.]*)", path.read_text(), re.M)
+        assert set(imported) <= {"study.contract"}, path.name
+
+
+def test_an_arm_function_needs_its_registry_entry():
+    from study.arms import arm
+
+    def no_such_arm(ctx):
+        raise AssertionError
+
+    with pytest.raises(KeyError, match="no_such_arm"):
+        arm(no_such_arm)
 
 
 def test_every_arms_run_description_says_what_the_arm_is():

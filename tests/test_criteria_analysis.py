@@ -87,3 +87,19 @@ def test_schedule_effect_pairs_iterative_and_oneshot_by_seed():
     assert not table.loc["random"].effect.any()
     assert (table.p_holm >= table.p).all()
 
+
+
+def test_the_pipeline_draws_figure_7_or_says_why_not(tmp_path):
+    """A criteria study gets figure 7 through the figure registry; without IMP chains, the
+    line saying why it is missing."""
+    from analysis.pipeline import Book, _criteria
+
+    book, lines = Book(tmp_path), []
+    _criteria(book, synthetic(), "final_test_acc", lines.append)
+    assert [p.name for p in book.figures] == ["7_criteria.png", "7_criteria.pdf"]
+    no_chain = synthetic().query("arm != 'lottery'")
+    book = Book(tmp_path)
+    _criteria(book, no_chain, "final_test_acc", lines.append)
+    assert not book.figures and book.skipped == lines == [
+        "criteria figure (7_criteria) skipped: no IMP chain (lottery runs) to compare the "
+        "criteria on"]
