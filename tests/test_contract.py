@@ -63,7 +63,7 @@ def test_an_at_init_ablation_is_read_as_an_arm_of_its_own(store):
     plain snip run of the same cell (not as a duplicate of it); the description says how the
     mask was chosen."""
     from study.specs import ArmOptions
-    from study.tracking import describe
+    from study.words import describe
 
     plan = PruneSpec(rounds=1)
     plain = TrialSpec(stage="arm", arm="snip", round=1, dense=DENSE, prune=plan)
