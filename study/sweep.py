@@ -221,7 +221,7 @@ def _ray_error(trial) -> str:
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     keep = [line for line in lines if "Worker exit detail" in line or line.startswith(
-        ("ray.exceptions", "RuntimeError", "study."))]
+        ("ray.exceptions", "RuntimeError", f"{__package__}."))]  # or this package's errors
     return "Ray: " + " ".join((keep or lines[-1:])[:2])[:800]
 
 
