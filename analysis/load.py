@@ -1,4 +1,5 @@
-"""MLflow runs -> a tidy pandas frame: one row per run (typed tags, summary metrics).
+"""MLflow runs -> a tidy pandas frame: one row per run (its tags, its condition's numbers and
+summary metrics).
 
 All runs come from one paginated search (hundreds of runs in about a second); curves are fetched
 only on demand, for the few runs a training-curve figure shows. Runs that cannot be analysed

@@ -27,7 +27,7 @@ runs are paged out of a store.
   `TERMINAL_OK`, or failed) at the end; `launch`, and where they apply `failure`, `attempt`,
   `diverged_step`, `skip_reason`, `pack`, `pack_size` and the execution's `device`,
   `channels_last`, `compile`. A launch run has `stage` = "launch", `space` and `version`. Run
-  descriptions (`mlflow.note.content`) say the same in words.
+  names and descriptions (`mlflow.note.content`) say the same in words (`study.words`).
 - Each fact once as a string and, where it is a number, once as a number: the condition as
   tags (strings) and `NUMBERS` as metrics; what the run trained as `trained.*` params and, for
   its steps and lr, the metrics `train_steps` and `train_lr`.
