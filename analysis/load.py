@@ -1,4 +1,5 @@
-"""MLflow runs -> a tidy pandas frame: one row per run (typed tags, summary metrics).
+"""MLflow runs -> a tidy pandas frame: one row per run (its tags, its condition's numbers and
+summary metrics).
 
 All runs come from one paginated search (hundreds of runs in about a second); curves are fetched
 only on demand, for the few runs a training-curve figure shows. Runs that cannot be analysed
@@ -28,6 +29,7 @@ from study.contract import (
     relocate,
     search_all,
     store_exists,
+    tag,
     unreachable,
 )
 
@@ -38,6 +40,9 @@ SUMMARY = ("final_test_acc", "best_val_acc", "test_acc_at_best_val", "early_stop
            "upstream_train_flops", "cumulative_train_flops")
 INTS = ("round", "seed", "warmup", "rewind_step", "steps")
 FLOATS = ("width", "lr")
+"""The condition's numbers analysis computes with: read from their metrics (`contract.NUMBERS`),
+from their tags' strings in runs recorded before those metrics were logged."""
+NUMERIC = INTS + FLOATS
 
 
 class AnalysisError(ValueError):
@@ -119,6 +124,7 @@ def _row(run) -> dict:
         row["steps"] = "0"
     if row["retrain"] is None:  # recorded before fine-tune chains: every chain was IMP
         row["retrain"] = "none" if tags[PREFIX + "granularity"] == "none" else "rewind"
+    row.update({m: run.data.metrics[m] for m in NUMERIC if m in run.data.metrics})
     row.update({m: run.data.metrics.get(m, np.nan) for m in SUMMARY})
     row.update(run_id=run.info.run_id, status=run.info.status, start_time=run.info.start_time,
                launch=tags.get(LAUNCH, tags.get("mlflow.parentRunId")))  # or older
@@ -126,14 +132,15 @@ def _row(run) -> dict:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Integers and floats from their string tags; a value that does not parse is an error."""
+    """Integers and floats (metrics, or older runs' string tags); a value that does not parse
+    is an error."""
     for col, kind in [(c, "an integer") for c in INTS] + [(c, "a number") for c in FLOATS]:
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() | ((values % 1 != 0) if col in INTS else False)
         if bad.any():
             first = frame[bad].iloc[0]
-            raise AnalysisError(f"run {first.run_id}: tag 'study.{col}' = {first[col]!r} is "
-                                f"not {kind}")
+            raise AnalysisError(f"run {first.run_id}: tag {tag(col)!r} = {first[col]!r} is not "
+                                f"{kind}")
         frame[col] = values.astype(int) if col in INTS else values.astype(float)
     frame["remaining_pct"] = 100.0 * (1.0 - frame["sparsity"].astype(float))
     return frame

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.stats import COMPARISONS, CONDITION
+from study.contract import tag
 
 CELL = ["arm", "ticket", "round", "seed", "noise_seed"]
 """One run per cell: the two copies of a stability analysis differ only by their noise seed."""
@@ -40,7 +41,7 @@ def ticket_problems(frame: pd.DataFrame) -> list[str]:
         if (spread > 1).any():
             ticket = spread[spread > 1].index[0]
             values = sorted(map(str, pruned.loc[pruned.ticket == ticket, key].unique()))
-            problems.append(f"ticket {ticket} mixes study.{key} values {', '.join(values)}: "
+            problems.append(f"ticket {ticket} mixes {tag(key)} values {', '.join(values)}: "
                             "its runs cannot be compared as matched trials")
     return problems
 

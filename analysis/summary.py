@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.stats import CONDITION, MIN_SEEDS
 from analysis.style import describe, varying
+from study.contract import SPACE, VERSION
 
 PP = ["mean_a", "mean_b", "mean", "t_low", "t_high", "boot_low", "boot_high", "sd",
       "detectable", "detectable_holm"]
@@ -112,8 +113,8 @@ def provenance(experiment: str, uri: str, frame: pd.DataFrame, unusable: pd.Data
                unmatched: pd.DataFrame, launches: list, metric: str) -> list[str]:
     """Where the numbers come from and how many runs stand behind them."""
     counts = unusable.reason.value_counts().to_dict() if len(unusable) else {}
-    spaces = sorted({r.data.tags.get("study.space", "?") for r in launches}) or ["?"]
-    versions = sorted({r.data.tags.get("study.version", "?") for r in launches}
+    spaces = sorted({r.data.tags.get(SPACE, "?") for r in launches}) or ["?"]
+    versions = sorted({r.data.tags.get(VERSION, "?") for r in launches}
                       | set(frame.get("version", pd.Series(dtype=str)).dropna())) or ["?"]
     latest = max(launches, key=lambda r: r.info.start_time).info.run_id if launches else "none"
     used = frame.drop_duplicates("run_id")

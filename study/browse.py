@@ -143,8 +143,8 @@ def links(base: str, experiments: list) -> list[str]:
         lines.append(f"{e.name}:")
         lines += [f"  {v.name}\n    {v.link(base, e.experiment_id)}" for v in VIEWS]
     if experiments:
-        lines.append("Or on any runs table: Columns > study.arm, study.granularity, round, "
-                     "width, lr, seed, remaining, final_test_acc; search\n"
+        lines.append(f"Or on any runs table: Columns > {tag('arm')}, {tag('granularity')}, "
+                     "round, width, lr, seed, remaining, final_test_acc; search\n"
                      f"  {SEARCH}")
     return lines
 

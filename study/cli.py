@@ -170,13 +170,13 @@ def sweep(space: SpaceArg,
                                                device, open_store=not dry_run)
     execution = _execution(device, channels_last, compile, loaded)
     from study.contract import default_uri
-    from study.estimate import describe, local_slots
+    from study.estimate import local_slots, plan_text
     from study.tracking import done_ids
 
     done = set(tracker.done()) if tracker else done_ids(loaded.name, tracking_uri or default_uri())
     slots = local_slots(loaded, max_concurrent)  # a cluster runs more at a time
     sizes = _pack_sizes(pack_size, device, loaded)
-    typer.echo(describe(loaded, trials, done, sizes, slots, device))
+    typer.echo(plan_text(loaded, trials, done, sizes, slots, device))
     if dry_run:
         return
     from study.sweep import run_sweep

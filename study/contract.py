@@ -28,15 +28,21 @@ values of `study.arm`, each arm's colour, label, family and comparisons).
   `TERMINAL_OK`, or failed) at the end; `launch`, and where they apply `failure`, `attempt`,
   `diverged_step`, `skip_reason`, `pack`, `pack_size` and the execution's `device`,
   `channels_last`, `compile`. A launch run has `stage` = "launch", `space` and `version`. Run
-  descriptions (`mlflow.note.content`) say the same in words.
-- Params: the flattened spec (its `options.*` only where set: defaults are the papers'), and
+  names and descriptions (`mlflow.note.content`) say the same in words (`study.words`).
+- Each fact once as a string and, where it is a number, once as a number: the condition as
+  tags (strings) and `NUMBERS` as metrics; what the run trained as `trained.*` params and, for
+  its steps and lr, the metrics `train_steps` and `train_lr`.
+- Params: the flattened spec less the fields a trial tag holds (`study.tracking.CONDITION`: the
+  dense lr is the tag `study.lr` and the metric `lr`, no param; runs recorded before also have
+  them as params), its `options.*` only where set (defaults are the papers'), and
   `trained.*`, what the run actually trained: the net's hidden widths, its steps, schedule
   length and start step, base lr, schedule, warmup, optimizer and weight decay (Scratch-B's
   longer budget, fine-tuning's small lr and short schedule, small_dense's narrower net), and
   for the train-small arms `trained.mask_criterion`, how the mask was chosen.
-- Metrics: the condition as numbers, for `>`/`<` filters and numeric sorting: `round`, `seed`,
-  `width` (the big net's width multiplier), `lr` (the condition's dense lr; the run's own is
-  `trained.lr`), logged when the run starts. Curves `train_loss`, `val_loss`, `val_acc`,
+- Metrics: the condition as numbers (`NUMBERS`), for `>`/`<` filters and numeric sorting:
+  `round`, `seed`, `width` (the big net's width multiplier), `lr` (the condition's dense lr; the
+  run's own is `train_lr`), `warmup`, `rewind_step`, `noise_seed`, `steps`, logged when the run
+  starts. Curves `train_loss`, `val_loss`, `val_acc`,
   `test_acc` per eval step. Summaries `final_test_acc`, `best_val_acc`, `test_acc_at_best_val`,
   `early_stop_step` (LTH's early-stopping iteration: the step of minimum validation loss),
   `sparsity` (1 - remaining), `remaining` (the net's nonzero weights over the dense net's
@@ -94,16 +100,35 @@ TRIAL_TAGS = ("id", "stage", "arm", "round", "seed", "ticket", "dense_id", "mode
 `steps`: the dense budget T the trial's lineage trains with, which a budget check doubles)."""
 ADDED_LATER = ("noise_seed", "version", "retrain", "steps")
 """Trial tags that runs recorded by earlier versions lack: read where present."""
+NUMBERS = ("round", "seed", "width", "lr", "warmup", "rewind_step", "noise_seed", "steps")
+"""The trial tags that are numbers: each is also a metric of the same name, logged when the run
+starts, for `>`/`<` filters and numeric sorting (the tag is the string, for equality filters).
+Analysis reads the numbers from these metrics; runs recorded before they were all logged (only
+`round`, `seed`, `width`, `lr` then) are read from the tag's string instead."""
 ID, STAGE, OUTCOME, LAUNCH, TUNING = (f"{PREFIX}{t}" for t in
                                       ("id", "stage", "outcome", "launch", "tuning"))
+FAILURE, ATTEMPT, INVALID = (f"{PREFIX}{t}" for t in ("failure", "attempt", "invalid"))
+"""Why a run ended FAILED; which attempt of its launch it is; why its artifacts were refused
+(such a run is never reused)."""
+DIVERGED_STEP, RESUMED_FROM_STEP, SKIP_REASON = (
+    f"{PREFIX}{t}" for t in ("diverged_step", "resumed_from_step", "skip_reason"))
+PACK, PACK_SIZE, NODE = (f"{PREFIX}{t}" for t in ("pack", "pack_size", "node"))
+"""How a trial ran: its pack (`study.pack`), the pack's size, the Ray node of a sweep's actor."""
+DEVICE, CHANNELS_LAST, COMPILE = (f"{PREFIX}{t}" for t in ("device", "channels_last", "compile"))
+"""The execution a trial ran with (`study.execution.Execution`)."""
+SPACE, VERSION = f"{PREFIX}space", f"{PREFIX}version"
+"""A launch run's space and the study's version (`version` is a trial tag too)."""
+BEST = f"{PREFIX}best."
+"""A tuning experiment's tag per arm, `study.best.<arm>`: the arm's best options."""
+OLD_SHA256 = f"{PREFIX}sha256."
+"""Earlier versions' checksum tags, `study.sha256.<file>` (now `sha256_tag`)."""
 REQUIRED = (*(PREFIX + t for t in TRIAL_TAGS if t not in ADDED_LATER), OUTCOME)
 """Tags a finished trial run must have to be analysed."""
 VARIANT = f"{PREFIX}variant"
 """An at-init arm's Missing-the-Mark ablation (`options.mask_shuffle`, `options.mask_reinit`):
 "shuffled", "reinit" or "shuffled+reinit"; absent on every other run. Analysis reads such a run
 as its own arm, `<arm>+<variant>` (e.g. snip+shuffled), beside the arm itself."""
-OPTIONAL = (*(PREFIX + t for t in ADDED_LATER), f"{PREFIX}diverged_step", f"{PREFIX}skip_reason",
-            VARIANT)
+OPTIONAL = (*(PREFIX + t for t in ADDED_LATER), DIVERGED_STEP, SKIP_REASON, VARIANT)
 STAGES = ("dense", "imp", "arm")
 """`study.stage` of a trial run; a launch run's is LAUNCH_STAGE."""
 LAUNCH_STAGE = "launch"
@@ -122,6 +147,11 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 def tag(name: str) -> str:
     """The tag of a short name: `study.<name>`."""
     return PREFIX + name
+
+
+def where(tag_name: str, value: str) -> str:
+    """A search filter on one tag's value: tags.`study.id` = '...'."""
+    return f"tags.`{tag_name}` = '{value}'"
 
 
 def sha256_tag(name: str) -> str:

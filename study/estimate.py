@@ -137,8 +137,8 @@ def local_slots(space: Space, max_concurrent: int | None = None) -> int:
     return min(slots, max_concurrent) if max_concurrent else slots
 
 
-def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: int | PackSizes,
-             slots: int, device: str = "cpu") -> str:
+def plan_text(space: Space, trials: list[TrialSpec], done: set[str], pack_size: int | PackSizes,
+              slots: int, device: str = "cpu") -> str:
     """The plan: trials per stage and arm, training steps and the estimated wall time."""
     todo = [t for t in trials if t.id not in done]
     by_arm = Counter((t.stage, t.arm) for t in todo)
@@ -147,7 +147,7 @@ def describe(space: Space, trials: list[TrialSpec], done: set[str], pack_size: i
     lines += [f"  {stage:<6} {arm:<14} {n}" for (stage, arm), n in sorted(by_arm.items())]
     if todo:
         e = estimate(space, todo, pack_size, slots, device)
-        sizes = PackSizes.of(pack_size).describe(todo)
+        sizes = PackSizes.of(pack_size).summary(todo)
         lines.append(
             f"  {e.steps:,} training steps in {e.packs} packs {sizes}, {e.slots} at "
             f"a time: about {clock_text(e.wall_s)} (training {clock_text(e.training_s)} and "

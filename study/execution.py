@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from study.contract import CHANNELS_LAST, COMPILE, DEVICE
+
 
 @dataclass(frozen=True)
 class Execution:
@@ -28,8 +30,8 @@ class Execution:
     to minutes, and on CPU the compiled MLP is slower (`study bench`); try it for long GPU runs."""
 
     def tags(self) -> dict[str, str]:
-        return {"study.device": self.device, "study.channels_last": str(self.channels_last),
-                "study.compile": str(self.compile)}
+        return {DEVICE: self.device, CHANNELS_LAST: str(self.channels_last),
+                COMPILE: str(self.compile)}
 
 
 def bf16_supported(device: str) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from study.arm_registry import REGISTRY
 from study.arms import steps
 from study.context import Fetch
+from study.contract import PACK, PACK_SIZE, SKIP_REASON
 from study.execution import Execution
 from study.phases import clock
 from study.plan import budget
@@ -133,7 +134,7 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
                 prepared = prepare(spec, fetch, execution)
         except UpstreamFailed as err:
             out[spec.id] = TrialRecord("skipped", {}, [],
-                                       tags={"study.skip_reason": str(err)[:500]})
+                                       tags={SKIP_REASON: str(err)[:500]})
             continue
         except (ArtifactError, UpstreamNotReady) as err:
             out[spec.id] = err
@@ -141,8 +142,7 @@ def run_pack(specs: list[TrialSpec], fetch: Fetch, execution: Execution | None =
         groups.setdefault(exact_key(prepared), []).append(prepared)
     for group in groups.values():
         ids = [p.spec.id for p in group]
-        tags = {"study.pack": pack_id([p.spec for p in group]),
-                "study.pack_size": str(len(group))}
+        tags = {PACK: pack_id([p.spec for p in group]), PACK_SIZE: str(len(group))}
         first = group[0]
         if not first.setup.trains:
             with clock("evaluate"):

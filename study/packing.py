@@ -172,7 +172,7 @@ class PackSizes:
         """The largest pack size among `trials` (1: nothing packs)."""
         return max((self(t) for t in trials), default=1)
 
-    def describe(self, trials: list[TrialSpec]) -> str:
+    def summary(self, trials: list[TrialSpec]) -> str:
         """'up to K' for a fixed size, else each net's chosen K."""
         if self.fixed is not None:
             return f"up to {self.fixed}"

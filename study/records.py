@@ -31,6 +31,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from mlflow.utils.uri import append_to_uri_path
 from sqlalchemy import and_, delete, insert, or_, select, update
 
+from study.contract import ID, OUTCOME
+
 RUNNING, FINISHED = (RunStatus.to_string(s) for s in (RunStatus.RUNNING, RunStatus.FINISHED))
 
 
@@ -92,8 +94,8 @@ class SqlBatch:
         query = (select(ids.c.value)
                  .join(SqlRun, SqlRun.run_uuid == ids.c.run_uuid)
                  .join(outcome, outcome.c.run_uuid == ids.c.run_uuid)
-                 .where(ids.c.key == "study.id", ids.c.value.in_(trial_ids),
-                        outcome.c.key == "study.outcome", outcome.c.value.in_(outcomes),
+                 .where(ids.c.key == ID, ids.c.value.in_(trial_ids),
+                        outcome.c.key == OUTCOME, outcome.c.value.in_(outcomes),
                         SqlRun.status == FINISHED,
                         SqlRun.lifecycle_stage == LifecycleStage.ACTIVE,
                         SqlRun.experiment_id == int(self.experiment_id)))

@@ -23,9 +23,10 @@ from study.plan import budget, threads_for
 from study.progress import ProgressLine
 from study.space import Space
 from study.specs import TrialSpec
-from study.tracking import Tracker, run_name
+from study.tracking import Tracker
 from study.train import Checkpointer
 from study.trial import TrialRecord
+from study.words import one_line, outcome_line
 
 BLOCKED_SHOWN = 20
 
@@ -80,18 +81,6 @@ def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
             "resources.cpu": space.resources.cpu, "resources.gpu": space.resources.gpu}
 
 
-def outcome_text(spec: TrialSpec, outcome: str, test_acc: float | None) -> str:
-    """How a finished trial reads on the progress line: its run's name, outcome, accuracy."""
-    acc = f", test_acc {test_acc:.4f}" if test_acc is not None else ""
-    return f"{run_name(spec)} {outcome}{acc}"
-
-
-def describe(spec: TrialSpec) -> str:
-    where = spec.prune.granularity if spec.prune and spec.round else "dense"
-    return (f"{spec.arm:<13} round {spec.round} seed {spec.dense.seed} {where:<12} "
-            f"lr {spec.dense.train.lr:g} width {spec.dense.model.width:g} ({spec.id})")
-
-
 def list_blocked(blocked: list[TrialSpec], echo: Callable[[str], object]) -> None:
     """Name the trials not run because a trial they depend on failed."""
     if not blocked:
@@ -99,7 +88,7 @@ def list_blocked(blocked: list[TrialSpec], echo: Callable[[str], object]) -> Non
     echo(f"{len(blocked)} trial(s) not run because a trial they depend on failed "
          "(a relaunch runs them):")
     for spec in blocked[:BLOCKED_SHOWN]:
-        echo(f"  {describe(spec)}")
+        echo(f"  {one_line(spec)}")
     if len(blocked) > BLOCKED_SHOWN:
         echo(f"  ... and {len(blocked) - BLOCKED_SHOWN} more")
 
@@ -167,7 +156,7 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
             failed |= {s.id for s in cut}
             blocked += cut
             for spec in cut:
-                line.finished(spec.id, f"{run_name(spec)} blocked: a parent failed")
+                line.finished(spec.id, outcome_line(spec, "blocked: a parent failed"))
             pending = [s for s in pending if s.id not in failed]
             # nothing ready (a parent is missing): the next trial runs and fails as it would alone
             group = next_pack(pending, done, pack_size) or pending[:1]
@@ -189,13 +178,13 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
                 if isinstance(reply, Exception):
                     outcome = "failed"
                     failed.add(spec.id)
-                    text = (f"FAILED {describe(spec)}: {reply}" if isinstance(reply, WorkerDied)
-                            else f"{run_name(spec)} failed: {reply}")
+                    text = (f"FAILED {one_line(spec)}: {reply}" if isinstance(reply, WorkerDied)
+                            else outcome_line(spec, f"failed: {reply}"))
                     line.finished(spec.id, text, failed=True)
                 else:
                     outcome, metrics = reply
                     done.add(spec.id)
-                    line.finished(spec.id, outcome_text(spec, outcome,
+                    line.finished(spec.id, outcome_line(spec, outcome,
                                                         metrics.get("final_test_acc")) + pack)
                 counts[outcome] = counts.get(outcome, 0) + 1
     except BaseException:

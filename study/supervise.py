@@ -178,12 +178,3 @@ class Supervised:
         self.watchdog.stop()
         self.fault.__exit__(*exc)
 
-
-def trial_header(spec, execution) -> str:  # (TrialSpec, Execution)
-    """Which trial, and how it runs: the first words of its fault file and failure message."""
-    where = spec.prune.granularity if spec.prune else "dense"
-    return (f"trial {spec.id} ({spec.arm} round {spec.round} seed {spec.dense.seed} {where}, "
-            f"{spec.dense.model.name} width {spec.dense.model.width:g} lr "
-            f"{spec.dense.train.lr:g}), execution "
-            f"device={execution.device} channels_last={execution.channels_last} "
-            f"compile={execution.compile}")

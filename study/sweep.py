@@ -25,24 +25,24 @@ import torch
 from ray import tune
 from ray.tune.search import Searcher
 
+from study.contract import NODE
 from study.execution import Execution
 from study.pack import next_pack
 from study.packing import PackSizes
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
 from study.runner import (
-    describe,
     done_and_pending,
     launch_params,
     list_blocked,
-    outcome_text,
     record_pack,
 )
 from study.space import Space
 from study.specs import TrialSpec
 from study.supervise import Supervised, death_message, read_report
-from study.tracking import Tracker, run_name
+from study.tracking import Tracker
 from study.train import Checkpointer
+from study.words import one_line, outcome_line
 from study.worker import pack_header
 
 
@@ -170,7 +170,7 @@ def run_tune_pack(ids: list[str], experiment: str, uri: str, launch: str,
             # resumes them: one run per trial and launch
             outcomes = record_pack(todo, tracker, run_on, launch,
                                    TuneCheckpointer(checkpoint_every, checkpoint_seconds),
-                                   extra_tags={"study.node": node}, stacked=stacked)
+                                   extra_tags={NODE: node}, stacked=stacked)
         # not recorded: the next launch redoes them
         failed = {i: str(r)[:500] for i, r in outcomes.items() if isinstance(r, Exception)}
         recorded = {i: [r.outcome, r.metrics.get("final_test_acc")]
@@ -221,7 +221,7 @@ def _ray_error(trial) -> str:
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     keep = [line for line in lines if "Worker exit detail" in line or line.startswith(
-        ("ray.exceptions", "RuntimeError", "study."))]
+        ("ray.exceptions", "RuntimeError", f"{__package__}."))]  # or this package's errors
     return "Ray: " + " ".join((keep or lines[-1:])[:2])[:800]
 
 
@@ -246,16 +246,16 @@ class Progress(tune.Callback):
         for trial_id in trial.config["ids"]:  # one line per member trial of the pack
             spec = self.specs[trial_id]
             if trial_id in failed:
-                self.line.finished(trial_id, f"{run_name(spec)} failed: {failed[trial_id]}",
+                self.line.finished(trial_id, outcome_line(spec, f"failed: {failed[trial_id]}"),
                                    failed=True)
             else:
                 outcome, acc = recorded.get(trial_id, ["recorded", None])
-                self.line.finished(trial_id, outcome_text(spec, outcome, acc))
+                self.line.finished(trial_id, outcome_line(spec, outcome, acc))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         for trial_id in trial.config["ids"]:
-            self.line.finished(trial_id, f"{run_name(self.specs[trial_id])} failed (its run "
-                               "says why)", failed=True)
+            self.line.finished(trial_id, outcome_line(self.specs[trial_id],
+                                                      "failed (its run says why)"), failed=True)
 
 
 class _TokenNotice(logging.Filter):
@@ -365,11 +365,11 @@ def run_sweep(space: Space, source: str, trials: list[TrialSpec], tracker: Track
     failed = len(searcher.errors)  # members: a pack's death fails all it had not recorded
     tracker.end_launch(launch, failed=bool(failed) or any(r.error is not None for r in results))
     for spec_id, message in failures.failures.items():
-        line.say(f"FAILED {describe(failures.specs[spec_id])}: {message}")
+        line.say(f"FAILED {one_line(failures.specs[spec_id])}: {message}")
     specs = {t.id: t for t in todo}
     for spec_id, message in searcher.errors.items():  # a bad upstream artifact, not a death
         if spec_id not in failures.failures:
-            line.say(f"failed: {describe(specs[spec_id])}: {message}")
+            line.say(f"failed: {one_line(specs[spec_id])}: {message}")
     list_blocked(searcher.blocked, line.say)
     return {"done": len(searcher.done - done), "failed": failed,
             "blocked": len(searcher.blocked)}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -31,33 +30,47 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from study import __version__
-from study.arms import ARM_SETUPS
 from study.browse import arm_color
 from study.contract import (
+    ATTEMPT,
     CURVES,
     DONE,
+    FAILURE,
+    ID,
+    INVALID,
     KIND,
     KIND_TAG,
+    LAUNCH,
+    LAUNCH_STAGE,
+    NUMBERS,
+    OLD_SHA256,
     OPTIONAL_ARTIFACTS,
+    OUTCOME,
+    SPACE,
+    STAGE,
     TERMINAL_OK,
+    TRIAL_TAGS,
     VARIANT,
+    VERSION,
     artifact_root,
     default_uri,
     relocate,
     search_all,
     sha256_tag,
     store_exists,
+    tag,
     unreachable,
+    where,
 )
 from study.phases import clock
 from study.records import RunRows, SqlBatch, sql_store
 from study.specs import TrialSpec, flat_fields
+from study.words import describe, run_name
 
 if TYPE_CHECKING:
     from study.trial import TrialRecord
 
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
-GRANULARITY = {"unstructured": "unstr", "structured": "struct"}
 LIVE_SECONDS = 5.0  # how often a running trial's new curve points are written
 
 
@@ -121,24 +134,29 @@ def _probe(uri: str, timeout: float = 5.0) -> None:
                             "(scripts/tracking_server.sh) or fix --tracking-uri")
 
 
+CONDITION = {"stage": "stage", "arm": "arm", "round": "round", "seed": "dense.seed",
+             "model": "dense.model.name", "width": "dense.model.width",
+             "dataset": "dense.data.name", "lr": "dense.train.lr",
+             "warmup": "dense.train.warmup_steps", "granularity": "prune.granularity",
+             "scope": "prune.scope", "criterion": "prune.criterion",
+             "schedule": "prune.schedule", "retrain": "prune.retrain",
+             "rewind_step": "prune.rewind_step"}
+"""The trial tags that copy a spec field ({short name: its flattened path}): the tag holds the
+value, so the run's params leave the field out. A dense trial's plan fields read "none" (its
+`rewind_step` "0")."""
+
+
 def tags_for(spec: TrialSpec) -> dict[str, str]:
-    d, p = spec.dense, spec.prune
-    dense_id = TrialSpec(stage="dense", arm="dense", dense=d).id
-    return {
-        "study.id": spec.id, "study.stage": spec.stage, "study.arm": spec.arm,
-        "study.round": str(spec.round), "study.seed": str(d.seed), "study.ticket": spec.ticket,
-        "study.dense_id": dense_id, "study.model": d.model.name, "study.width": str(d.model.width),
-        "study.dataset": d.data.name, "study.lr": str(d.train.lr),
-        "study.warmup": str(d.train.warmup_steps),
-        "study.granularity": p.granularity if p else "none",
-        "study.scope": p.scope if p else "none", "study.criterion": p.criterion if p else "none",
-        "study.schedule": p.schedule if p else "none",
-        "study.retrain": p.retrain if p else "none",
-        "study.rewind_step": str(p.rewind_step if p else 0),
-        "study.noise_seed": str(spec.data_seed), "study.steps": str(d.total_steps()),
-        "study.version": __version__,
-        **_variant(spec),
-    }
+    """The trial's condition (`contract.TRIAL_TAGS`), strings, and its variant where it has one."""
+    fields = _flat(spec)
+    values = {name: _param_text(fields[path]) if path in fields
+              else ("0" if name == "rewind_step" else "none")
+              for name, path in CONDITION.items()}
+    values.update(id=spec.id, ticket=spec.ticket,
+                  dense_id=TrialSpec(stage="dense", arm="dense", dense=spec.dense).id,
+                  noise_seed=str(spec.data_seed), steps=str(spec.dense.total_steps()),
+                  version=__version__)
+    return {**{tag(name): values[name] for name in TRIAL_TAGS}, **_variant(spec)}
 
 
 def _variant(spec: TrialSpec) -> dict[str, str]:
@@ -149,62 +167,20 @@ def _variant(spec: TrialSpec) -> dict[str, str]:
 
 
 def condition(spec: TrialSpec) -> dict[str, float]:
-    """The trial's condition as numbers (the tags are strings): filterable with > and <."""
-    return {"round": spec.round, "seed": spec.dense.seed, "width": spec.dense.model.width,
-            "lr": spec.dense.train.lr}
+    """The trial's numeric tags as numbers (`contract.NUMBERS`): filterable with > and <."""
+    tags = tags_for(spec)
+    return {name: float(tags[tag(name)]) for name in NUMBERS}
 
 
 def spec_params(spec: TrialSpec) -> list[Param]:
-    """The flattened spec; arm options only where the space sets them (not a column of
-    defaults that most arms never read)."""
-    dump = {**spec.model_dump(mode="json"), "options": spec.options.canonical()}
-    return [Param(k, _param_text(v)[:6000]) for k, v in flat_fields(dump).items()]
+    """The flattened spec less the fields its tags hold (`CONDITION`); arm options only where
+    the space sets them (not a column of defaults that most arms never read)."""
+    held = set(CONDITION.values())
+    return [Param(k, _param_text(v)[:6000]) for k, v in _flat(spec).items() if k not in held]
 
 
-def run_name(spec: TrialSpec) -> str:
-    """Readable and unique: arm, round, granularity, lr, width, seed and the id's start."""
-    d, p = spec.dense, spec.prune
-    gran = GRANULARITY[p.granularity] if p else "dense"
-    return (f"{spec.arm}-r{spec.round}-{gran}-lr{d.train.lr:g}-w{d.model.width:g}"
-            f"-s{d.seed}-{spec.id[:6]}")
-
-
-def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
-    """The run's description in words (Markdown): the condition, the arm, what it trained."""
-    d, p = spec.dense, spec.prune
-    chain = "ticket" if p is None or p.retrain == "rewind" else "fine-tune chain"
-    ticket = (f", round {spec.round} of the {p.granularity} {p.criterion} {chain} ({p.scope}, "
-              f"{p.schedule}, `{spec.ticket}`)" if p else "")
-    lines = [f"**{spec.arm}**{ticket}: {d.model.name} at width {d.model.width:g} on "
-             f"{d.data.name}, dense lr {d.train.lr:g}, seed {d.seed}. Trial `{spec.id}`.",
-             " ".join((inspect.getdoc(ARM_SETUPS[spec.arm]) or "").split("\n\n")[0].split())]
-    if record is not None:
-        t, m = record.params, record.metrics
-        trained = (f"Trained {t['trained.steps']} steps (schedule of "
-                   f"{t['trained.schedule_steps']} from step {t['trained.start_step']}) at lr "
-                   f"{t['trained.lr']}, {t['trained.schedule']}" if "trained.lr" in t
-                   else "Evaluated without training")
-        size = (f"; hidden widths {t['trained.widths']}, {m['remaining']:.1%} of the dense "
-                "net's weights" if "remaining" in m else "")
-        lines.append(f"{trained}{size}. Outcome: {record.outcome}.")
-        lines.append(_mask_words(t, m))
-    return "\n\n".join(line for line in lines if line)
-
-
-def _mask_words(params: dict[str, str], metrics: dict[str, float]) -> str:
-    """A train-small run's mask in words: its criterion, layer densities, and for SET/RigL the
-    nonzero count its updates kept."""
-    if "trained.mask_criterion" not in params:
-        return ""
-    layers = ", ".join(f"{k.removeprefix('layer_density.')} {v:.1%}" for k, v in metrics.items()
-                       if k.startswith("layer_density."))
-    words = f"Mask: {params['trained.mask_criterion']}; layer densities {layers}."
-    if metrics.get("mask_updates"):
-        low, high = int(metrics["mask_nonzero_min"]), int(metrics["mask_nonzero_max"])
-        kept = f"{low}" if low == high else f"{low}-{high}"
-        words += (f" {int(metrics['mask_updates'])} mask updates moved "
-                  f"{int(metrics['mask_moved'])} weights, the nonzero count {kept} at each.")
-    return words
+def _flat(spec: TrialSpec) -> dict[str, object]:
+    return flat_fields({**spec.model_dump(mode="json"), "options": spec.options.canonical()})
 
 
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -254,8 +230,8 @@ class Tracker:
 
     def is_done(self, trial_id: str) -> bool:
         """Whether one trial is recorded to the end (a cheap indexed look-up, not a scan)."""
-        runs = self._runs(f"tags.`study.id` = '{trial_id}' and attributes.status = 'FINISHED'")
-        return any(r.data.tags.get("study.outcome") in TERMINAL_OK for r in runs)
+        runs = self._runs(f"{where(ID, trial_id)} and attributes.status = 'FINISHED'")
+        return any(r.data.tags.get(OUTCOME) in TERMINAL_OK for r in runs)
 
     def done_among(self, trial_ids: list[str]) -> set[str]:
         """Which of `trial_ids` are recorded to the end: one query in a database store."""
@@ -268,9 +244,9 @@ class Tracker:
         closed = 0
         for run in self._runs("attributes.status = 'RUNNING'"):
             tags = run.data.tags
-            if tags.get("study.stage") == "launch" and run.info.run_id == keep_parent:
+            if tags.get(STAGE) == LAUNCH_STAGE and run.info.run_id == keep_parent:
                 continue
-            if "study.stage" in tags:
+            if STAGE in tags:
                 self.client.set_terminated(run.info.run_id, "KILLED")
                 closed += 1
         return closed
@@ -286,7 +262,7 @@ class Tracker:
         text = f"Launch of space `{space_name}` (study {__version__})." + (
             f"\n\n{note}" if note else "")
         run = retrying(self.client.create_run, self.experiment_id, run_name=name, tags={
-            "study.stage": "launch", "study.space": space_name, "study.version": __version__,
+            STAGE: LAUNCH_STAGE, SPACE: space_name, VERSION: __version__,
             NOTE: text})
         retrying(self.client.log_batch, run.info.run_id,
                  params=[Param(k, str(v)) for k, v in (params or {}).items()])
@@ -329,7 +305,7 @@ class Tracker:
         for spec in specs:
             own = {**tags_for(spec), **tags}
             if parent:
-                own["study.launch"] = parent
+                own[LAUNCH] = parent
             if spec.id in unfinished:
                 runs[spec.id] = TrialRun.resume(self, spec, unfinished[spec.id], own)
             else:
@@ -402,15 +378,15 @@ class Tracker:
         launch to tell attempts of this launch from others)."""
         if not parent:
             return None
-        return _reusable(self._runs(f"tags.`study.id` = '{spec.id}' and "
-                                    f"tags.`study.launch` = '{parent}'")).get(spec.id)
+        return _reusable(self._runs(f"{where(ID, spec.id)} and {where(LAUNCH, parent)}")
+                         ).get(spec.id)
 
     def unfinished(self, parent: str | None) -> dict[str, object]:
         """{trial id: run} of every run launch `parent` left RUNNING or FAILED: one query for
         a pack instead of one per member."""
         if not parent:
             return {}
-        return _reusable(self._runs(f"tags.`study.launch` = '{parent}' and "
+        return _reusable(self._runs(f"{where(LAUNCH, parent)} and "
                                     "attributes.status != 'FINISHED'"))
 
     def load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
@@ -421,7 +397,7 @@ class Tracker:
     def _load(self, spec: TrialSpec, name: str) -> dict[str, torch.Tensor]:
         run_id = self.finished.get(spec.id)
         if run_id is None:
-            runs = self._runs(f"tags.`study.id` = '{spec.id}' and "
+            runs = self._runs(f"{where(ID, spec.id)} and "
                               "attributes.status = 'FINISHED'")
             if not runs:
                 raise UpstreamNotReady(f"trial {spec.id} ({spec.arm} round {spec.round}) is "
@@ -431,7 +407,7 @@ class Tracker:
             return _load_verified(self.uri, run_id, name)
         except ArtifactError as err:  # never reuse it: the next launch recomputes that trial
             self.finished.pop(spec.id, None)
-            retrying(self.client.set_tag, run_id, "study.invalid", str(err)[:500])
+            retrying(self.client.set_tag, run_id, INVALID, str(err)[:500])
             retrying(self.client.set_terminated, run_id, "FAILED")
             raise ArtifactError(f"{err}; run {run_id} ({spec.arm} round {spec.round}, id "
                                 f"{spec.id}) is now marked FAILED and will be recomputed by "
@@ -457,10 +433,10 @@ class TrialRun:
         """Continue an unfinished attempt's run: RUNNING again, its logged steps kept (a resumed
         trial replays steps after its checkpoint; those are not logged twice)."""
         client, run_id = tracker.client, run.info.run_id
-        attempt = int(run.data.tags.get("study.attempt", "1")) + 1
+        attempt = int(run.data.tags.get(ATTEMPT, "1")) + 1
         history = retrying(client.get_metric_history, run_id, "train_loss")
         retrying(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in {
-            **tags, "study.attempt": str(attempt)}.items()])
+            **tags, ATTEMPT: str(attempt)}.items()])
         retrying(client.update_run, run_id, "RUNNING")
         return cls(tracker, spec, run_id, {m.step for m in history}, run.info.artifact_uri)
 
@@ -503,7 +479,7 @@ class TrialRun:
         live, what it trained."""
         with clock("save"):
             payloads = {name: tensor_bytes(t) for name, t in record.artifacts.items()}
-            tags = {"study.outcome": record.outcome, **record.tags,
+            tags = {OUTCOME: record.outcome, **record.tags,
                     NOTE: describe(self.spec, record)}
             tags.update({sha256_tag(n): hashlib.sha256(b).hexdigest()
                          for n, b in payloads.items()})
@@ -554,7 +530,7 @@ class TrialRun:
         with contextlib.suppress(Exception):  # the failure itself must still be recorded
             self._flush()
         retrying(client.log_batch, self.run_id, tags=[
-            RunTag("study.outcome", "failed"), RunTag("study.failure", reason[:4900])])
+            RunTag(OUTCOME, "failed"), RunTag(FAILURE, reason[:4900])])
         _end(client, self.run_id, RunStatus.FAILED)
 
 
@@ -574,14 +550,14 @@ def _calls(n: int):
 
 def _reusable(runs: list) -> dict[str, object]:
     """{trial id: run} of the RUNNING or FAILED runs a retry may continue."""
-    return {r.data.tags["study.id"]: r for r in runs
-            if r.info.status in ("RUNNING", "FAILED") and "study.invalid" not in r.data.tags
-            and "study.id" in r.data.tags}
+    return {r.data.tags[ID]: r for r in runs
+            if r.info.status in ("RUNNING", "FAILED") and INVALID not in r.data.tags
+            and ID in r.data.tags}
 
 
 def _done(finished_runs: list) -> dict[str, str]:
-    return {r.data.tags["study.id"]: r.info.run_id for r in finished_runs
-            if r.data.tags.get("study.outcome") in TERMINAL_OK and "study.id" in r.data.tags}
+    return {r.data.tags[ID]: r.info.run_id for r in finished_runs
+            if r.data.tags.get(OUTCOME) in TERMINAL_OK and ID in r.data.tags}
 
 
 def retrying(call, *args, attempts: int = 8, first_wait: float = 0.5, **kwargs):
@@ -637,11 +613,11 @@ def _finished_run(uri: str, run_id: str):
 @lru_cache(maxsize=256)  # a pack's members read their parents' θ0, masks, weights
 def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
     run = _finished_run(uri, run_id)
-    if run.data.tags.get("study.outcome") != "finished":
+    if run.data.tags.get(OUTCOME) != "finished":
         raise UpstreamFailed(f"upstream run {run_id} ended "
-                             f"{run.data.tags.get('study.outcome')}: no usable {name}")
+                             f"{run.data.tags.get(OUTCOME)}: no usable {name}")
     expected = (run.data.tags.get(sha256_tag(name))
-                or run.data.tags.get(f"study.sha256.{name}"))  # earlier versions' key
+                or run.data.tags.get(OLD_SHA256 + name))  # earlier versions' key
     if expected is None and name in OPTIONAL_ARTIFACTS:
         raise MissingArtifact(f"run {run_id} was recorded without {name}")
     try:

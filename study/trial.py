@@ -13,6 +13,7 @@ import torch
 from study import bill
 from study.arms import ARM_SETUPS, Setup
 from study.context import Fetch, TrialContext
+from study.contract import DIVERGED_STEP, RESUMED_FROM_STEP
 from study.execution import Execution
 from study.models import count
 from study.specs import TrainSpec, TrialSpec
@@ -128,7 +129,7 @@ def run_trial(spec: TrialSpec, fetch: Fetch, execution: Execution | None = None,
 def _tags(result: TrainResult, execution: Execution) -> dict[str, str]:
     tags = execution.tags()
     if result.diverged_step is not None:
-        tags["study.diverged_step"] = str(result.diverged_step)
+        tags[DIVERGED_STEP] = str(result.diverged_step)
     if result.resumed_from is not None:
-        tags["study.resumed_from_step"] = str(result.resumed_from)
+        tags[RESUMED_FROM_STEP] = str(result.resumed_from)
     return tags

@@ -16,6 +16,7 @@ import torch
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from study.contract import BEST, TUNING
 from study.execution import Execution
 from study.runner import record_trial, run_sequential, threads_for
 from study.space import Space, SpaceError
@@ -63,7 +64,7 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
         spec = with_options(base, **config)
         record = record_trial(spec, Tracker(f"{experiment}-tuning", uri),
                               execution or Execution(), None,
-                              extra_tags={"study.tuning": arm},
+                              extra_tags={TUNING: arm},
                               upstream=Tracker(experiment, uri))
         tune.report({OBJECTIVE: record.metrics.get(OBJECTIVE, 0.0)})
 
@@ -76,7 +77,7 @@ def tune_arm(space: Space, source: str, trials: list[TrialSpec], tracker: Tracke
         run_config=tune.RunConfig(name=f"{space.name}-tune-{arm}", verbose=0))
     best = tuner.fit().get_best_result(metric=OBJECTIVE, mode="max")
     values = {k: float(v) for k, v in best.config.items()}
-    tuning.client.set_experiment_tag(tuning.experiment_id, f"study.best.{arm}",
+    tuning.client.set_experiment_tag(tuning.experiment_id, BEST + arm,
                                      ",".join(f"{k}={v:.6g}" for k, v in values.items()))
     echo(f"{arm}: best {OBJECTIVE} {best.metrics[OBJECTIVE]:.4f} at "
          + ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
@@ -92,7 +93,7 @@ def tuned_values(space: Space, uri: str) -> dict[str, dict[str, float]]:
         return {}
     out = {}
     for key, text in found.tags.items():
-        if key.startswith("study.best."):
+        if key.startswith(BEST):
             pairs = (item.split("=") for item in text.split(","))
-            out[key.removeprefix("study.best.")] = {k: float(v) for k, v in pairs}
+            out[key.removeprefix(BEST)] = {k: float(v) for k, v in pairs}
     return out

@@ -17,8 +17,9 @@ import torch
 
 from study.execution import Execution
 from study.specs import TrialSpec
-from study.supervise import Supervised, death_message, read_report, trial_header
+from study.supervise import Supervised, death_message, read_report
 from study.tracking import ArtifactError, Tracker, UpstreamNotReady
+from study.words import header
 
 
 class WorkerDied(RuntimeError):
@@ -123,4 +124,4 @@ def _reply(record) -> tuple:
 def pack_header(specs: list[TrialSpec], execution: Execution) -> str:
     """The fault file's header: the first trial, and how many more share its process."""
     more = f" (+ {len(specs) - 1} more trials packed with it)" if len(specs) > 1 else ""
-    return trial_header(specs[0], execution) + more
+    return header(specs[0], execution) + more

@@ -9,6 +9,7 @@ from test_analysis_store import (
     LRS,
     ROUNDS,
     SEEDS,
+    _metrics,
     _tags,
     _write,
     arms_of,
@@ -99,3 +100,28 @@ def test_unknown_and_empty_experiments_are_explained(tmp_path_factory):
         load_runs("nothing", uri)
     with pytest.raises(AnalysisError, match="'empty' has no trial runs"):
         load_runs("empty", uri)
+
+
+def test_the_condition_is_read_from_its_metrics(tmp_path):
+    """A run's numbers are its metrics (`contract.NUMBERS`); the tags are strings for equality
+    filters, which analysis parses only where the metric is missing (earlier versions)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("numbers", artifact_location=(tmp_path / "a").as_uri())
+    tags = _tags("dense", "dense", 1.0, 0.1, 0)
+    _write(client, exp, None, {**tags, "study.lr": "a tenth"},  # the metric alone is read
+           {**_metrics("dense", 0.1, "none", 1.0, 0, 0), "lr": 0.1}, numbers=False)
+    frame, _, _ = load_runs("numbers", uri)
+    assert frame.lr.tolist() == [0.1] and frame.lr.dtype.kind == "f"
+    older = client.create_experiment("older", artifact_location=(tmp_path / "b").as_uri())
+    _write(client, older, None, {**tags, "study.lr": "a tenth"},
+           _metrics("dense", 0.1, "none", 1.0, 0, 0), numbers=False)
+    with pytest.raises(AnalysisError, match="tag 'study.lr' = 'a tenth' is not a number"):
+        load_runs("older", uri)
+
+
+def test_runs_recorded_before_the_condition_metrics_load_from_their_tags(tmp_path_factory):
+    uri, _ = synthetic_store(tmp_path_factory)
+    frame, unusable, _ = load_runs("single", uri)  # tags only, as an earlier version wrote
+    assert unusable.empty and frame["round"].dtype.kind == "i" and frame.lr.dtype.kind == "f"
+    assert set(frame.lr) == {0.1} and set(frame["round"]) == {0, 1, 2}

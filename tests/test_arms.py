@@ -332,7 +332,7 @@ def test_every_arms_run_description_says_what_the_arm_is():
     """A run's description carries its arm's docstring (the one place an arm is described):
     one trial per arm, from the shipped spaces."""
     from study.space import load_space, space_files
-    from study.tracking import describe
+    from study.words import describe
 
     first = {}
     for name in space_files():

@@ -10,7 +10,7 @@ import pytest
 from analysis.load import fetch_runs, load_runs
 from study import contract
 from study.specs import DenseSpec, PruneSpec, TrainSpec, TrialSpec
-from study.tracking import Tracker, tags_for
+from study.tracking import CONDITION, Tracker, condition, spec_params, tags_for
 from study.trial import TrialRecord
 
 DENSE = DenseSpec(train=TrainSpec(steps=40, eval_every=20), seed=3)
@@ -23,6 +23,19 @@ SPECS = [TrialSpec(stage="dense", arm="dense", dense=DENSE),
 def test_a_trial_run_starts_with_exactly_the_contracts_trial_tags(spec):
     assert set(tags_for(spec)) == {contract.tag(t) for t in contract.TRIAL_TAGS}
     assert set(contract.REQUIRED) - {contract.OUTCOME} <= set(tags_for(spec))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=["dense", "imp"])
+def test_each_condition_value_is_one_tag_and_one_number(spec):
+    """The condition is tags (strings), its numbers metrics too (`contract.NUMBERS`); the spec's
+    params leave out what a tag holds: the dense lr is `study.lr` and `lr`, no param."""
+    tags, numbers = tags_for(spec), condition(spec)
+    assert set(numbers) == set(contract.NUMBERS)
+    assert all(numbers[n] == float(tags[contract.tag(n)]) for n in contract.NUMBERS)
+    params = {p.key for p in spec_params(spec)}
+    assert not params & set(CONDITION.values())
+    assert {"dense.train.steps", "dense.train.batch_size"} <= params  # the rest of the spec
+    assert (tags[contract.tag("lr")], numbers["lr"]) == ("0.1", 0.1)
 
 
 @pytest.mark.timeout(120)
@@ -40,9 +53,12 @@ def test_what_recording_writes_analysis_reads(store):
     assert len(runs) == 2
     for r in runs:
         assert set(contract.REQUIRED) <= set(r.data.tags)
-        only_some = {"study.diverged_step", "study.skip_reason", contract.VARIANT}
+        only_some = {contract.DIVERGED_STEP, contract.SKIP_REASON, contract.VARIANT}
         assert set(contract.OPTIONAL) - only_some <= set(r.data.tags)
         assert set(contract.CURVES) <= set(r.data.metrics)
+        assert {n: r.data.metrics[n] for n in contract.NUMBERS} == {
+            n: float(r.data.tags[contract.tag(n)]) for n in contract.NUMBERS}
+        assert "dense.train.lr" not in r.data.params and "dense.train.steps" in r.data.params
     frame, unusable, _ = load_runs("contract", store)
     assert unusable.empty and set(frame.id) == {s.id for s in SPECS}
     short = [t.removeprefix(contract.PREFIX) for t in contract.REQUIRED + contract.OPTIONAL]
@@ -63,7 +79,7 @@ def test_an_at_init_ablation_is_read_as_an_arm_of_its_own(store):
     plain snip run of the same cell (not as a duplicate of it); the description says how the
     mask was chosen."""
     from study.specs import ArmOptions
-    from study.tracking import describe
+    from study.words import describe
 
     plan = PruneSpec(rounds=1)
     plain = TrialSpec(stage="arm", arm="snip", round=1, dense=DENSE, prune=plan)

@@ -44,4 +44,4 @@ def test_a_net_is_calibrated_once_and_its_default_follows_its_gain(tmp_path, mon
 def test_pack_size_given_overrides_every_net():
     sizes = PackSizes(3)
     assert sizes(_spec()) == sizes(_spec(width=2.0)) == 3
-    assert sizes.describe([_spec()]) == "up to 3"
+    assert sizes.summary([_spec()]) == "up to 3"

@@ -278,7 +278,7 @@ def test_every_train_small_arm_trains_at_the_rounds_count(data):
             "gradient" if arm in SPARSE_ARMS else arm)
         densities = [v for k, v in record.metrics.items() if k.startswith("layer_density.")]
         assert len(densities) == 3 and all(0 < d <= 1 for d in densities)
-    from study.tracking import describe
+    from study.words import describe
 
     for arm in SPARSE_ARMS:
         log = records[arm].artifacts["mask_updates.pt"]

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 from study.bench.timing import load_average, median, timed, torch_threads
-from study.contract import search_all
+from study.contract import ID, LAUNCH_STAGE, STAGE, search_all
 from study.space import Space
 from study.specs import DataSpec, DenseSpec, ModelSpec, TrainSpec, TrialSpec
 from study.tracking import Tracker
@@ -91,8 +91,8 @@ def sweep_path(name: str, uri: str, trials: list[TrialSpec], max_concurrent: int
 def trial_runs(uri: str, name: str) -> list[dict]:
     """The trial runs of an experiment: train_seconds and the record's start/end (seconds)."""
     tracker = Tracker(name, uri)
-    runs = search_all(tracker.client, tracker.experiment_id, "tags.`study.stage` != 'launch'")
-    return [{"id": r.data.tags.get("study.id"), "train_seconds": r.data.metrics["train_seconds"],
+    runs = search_all(tracker.client, tracker.experiment_id, f"tags.`{STAGE}` != '{LAUNCH_STAGE}'")
+    return [{"id": r.data.tags.get(ID), "train_seconds": r.data.metrics["train_seconds"],
              "start": r.info.start_time / 1e3, "end": r.info.end_time / 1e3} for r in runs]
 
 

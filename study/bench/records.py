@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from study.contract import wait_until_up
+from study.contract import DEVICE, wait_until_up
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tracking_server.sh"
 PACK = 16
@@ -64,7 +64,7 @@ def _writer(uri: str, writer: int, packs: int, start: float) -> float:
     begin = time.perf_counter()
     for i in range(0, len(trials), PACK):
         pack = trials[i:i + PACK]
-        runs = tracker.start_pack(pack, parent=None, tags={"study.device": "cpu"})
+        runs = tracker.start_pack(pack, parent=None, tags={DEVICE: "cpu"})
         tracker.finish_pack([(runs[s.id], _record(s.dense.seed)) for s in pack])
     return time.perf_counter() - begin
 

@@ -63,9 +63,10 @@ def random_splits(shape: tuple[int, ...], classes: int, n: int, seed: int = 0,
 
 @dataclass(frozen=True)
 class Source:
-    """One registry entry: how to describe, read and normalise a dataset."""
+    """One registry entry: a dataset's info (shape, classes, split sizes), how to read and
+    normalise it."""
 
-    describe: Callable[[int | None], DatasetInfo]
+    info: Callable[[int | None], DatasetInfo]
     read: Callable[[Path, int | None], Arrays]
     scale: float = 1.0  # the raw value that becomes 1.0 (255 for bytes, 16 for digits)
     mean: tuple[float, ...] | None = None  # per channel, after scaling; None: left as is
@@ -74,12 +75,12 @@ class Source:
 
 
 def _fixed(info: DatasetInfo) -> Callable[[int | None], DatasetInfo]:
-    def describe(n_samples: int | None) -> DatasetInfo:
+    def fixed(n_samples: int | None) -> DatasetInfo:
         if n_samples is not None:
             raise ValueError(f"n_samples applies to mnist1d only, not to {info.name!r}")
         return info
 
-    return describe
+    return fixed
 
 
 def _mnist1d_info(n_samples: int | None) -> DatasetInfo:
@@ -119,7 +120,7 @@ def source(name: str) -> Source:
 
 def dataset_info(name: str, n_samples: int | None = None) -> DatasetInfo:
     """The standard description of a dataset; cheap, reads nothing."""
-    return source(name).describe(n_samples)
+    return source(name).info(n_samples)
 
 
 def load_data(name: str, *, device: str | torch.device = "cpu", val_fraction: float = 0.1,
