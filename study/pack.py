@@ -20,12 +20,12 @@ from collections.abc import Callable
 
 from study.arms import steps
 from study.context import Fetch
+from study.errors import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.execution import Execution
 from study.phases import clock
 from study.plan import budget
 from study.specs import UNTRAINED, TrialSpec
 from study.stacked import SHARED_FIELDS
-from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer, train_members
 from study.trial import Prepared, TrialRecord, finish, prepare, untrained_result
 
