@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -31,7 +30,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from study import __version__
-from study.arms import ARM_SETUPS
 from study.browse import arm_color
 from study.contract import (
     CURVES,
@@ -163,7 +161,7 @@ def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
               f"{p.schedule}, `{spec.ticket}`)" if p else "")
     lines = [f"**{spec.arm}**{ticket}: {d.model.name} at width {d.model.width:g} on "
              f"{d.data.name}, dense lr {d.train.lr:g}, seed {d.seed}. Trial `{spec.id}`.",
-             " ".join((inspect.getdoc(ARM_SETUPS[spec.arm]) or "").split("\n\n")[0].split())]
+             arm_sentences().get(spec.arm, "")]
     if record is not None:
         t, m = record.params, record.metrics
         trained = (f"Trained {t['trained.steps']} steps (schedule of "
@@ -175,6 +173,21 @@ def describe(spec: TrialSpec, record: TrialRecord | None = None) -> str:
         lines.append(f"{trained}{size}. Outcome: {record.outcome}.")
         lines.append(_mask_words(t, m))
     return "\n\n".join(line for line in lines if line)
+
+
+@cache
+def arm_sentences() -> dict[str, str]:
+    """Each arm in one sentence: the first paragraph of its function's docstring, read from the
+    source of `study/arms.py` (the functions its `*_SETUPS` tables name), not imported, so
+    recording stays below the training code it records (tests/test_imports.py)."""
+    tree = ast.parse(Path(__file__).with_name("arms.py").read_text(encoding="utf-8"))
+    docs = {f.name: ast.get_docstring(f) or "" for f in tree.body
+            if isinstance(f, ast.FunctionDef)}
+    tables = [n.value for n in tree.body if isinstance(n, ast.AnnAssign)
+              and n.target.id.endswith("_SETUPS") and isinstance(n.value, ast.Dict)]
+    return {k.value: " ".join(docs[v.id].split("\n\n")[0].split())
+            for table in tables for k, v in zip(table.keys, table.values)
+            if isinstance(k, ast.Constant) and isinstance(v, ast.Name) and v.id in docs}
 
 
 def _mask_words(params: dict[str, str], metrics: dict[str, float]) -> str:
