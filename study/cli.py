@@ -282,7 +282,7 @@ def bench(quick: Annotated[bool, typer.Option("--quick", help="Small sizes, unde
                                               "CPU).")]
           = "cpu") -> None:
     """Benchmark the study against bare PyTorch and show what pruning buys in speed."""
-    from study.bench import PARTS, BenchConfig, run_bench
+    from bench import PARTS, BenchConfig, run_bench
 
     unknown = sorted(set(part or []) - set(PARTS))
     if unknown:

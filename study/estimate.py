@@ -1,7 +1,8 @@
 """What a launch will cost, before it starts: the plan `study sweep` and `study run` print.
 
-The estimate follows how the trials will run: pending trials grouped into packs as the
-scheduler will group them (`study.pack.pack_key`, up to `pack_size` members), each pack's steps
+The estimate follows how the trials will run: pending trials released in the packs the
+scheduler releases (`planned_packs`: `study.pack.next_pack` itself, whole short groups merged
+into one pack as a launch merges them), each of a pack's stacked loops (one per `pack_key`)
 timed here on the real training loop (`study.train.train_members`, stacked as in a sweep, on
 random data of the dataset's shape) at the pack's size, evaluations priced as forward passes
 over the validation and test splits, a per-trial cost for set-up and records, and the packs
@@ -11,6 +12,7 @@ structured rounds and small_dense nets are narrower, so the estimate leans long.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import time
@@ -22,7 +24,7 @@ import torch
 from study.data.registry import random_splits
 from study.execution import Execution
 from study.models import build_model
-from study.pack import pack_key
+from study.pack import next_pack, pack_key
 from study.packing import PackSizes
 from study.plan import budget, threads_for
 from study.progress import clock_text
@@ -56,31 +58,76 @@ class Estimate:
     wall_s: float
 
 
+def planned_packs(todo: list[TrialSpec], pack_size: int | PackSizes) -> list[list[TrialSpec]]:
+    """The packs a launch of `todo` releases, in order: `pack.next_pack` asked again each time a
+    pack has finished, as `study run` asks it (a sweep asks whenever a slot is free, so with
+    packs running side by side it may find fewer trials ready). A parent outside `todo` counts
+    as done.
+
+    `next_pack` is shown only the trials it could take: the ready ones, and of a group of one
+    `pack_key` only its first `most + 1` (a group longer than any pack is never merged whole,
+    and a first group is cut to the pack size), so a plan of thousands of trials takes a second.
+    """
+    sizes = PackSizes.of(pack_size)
+    cap = sizes.most(todo) + 1
+    order = {t.id: i for i, t in enumerate(todo)}
+    done = {p.id for t in todo for p in t.parents()} - set(order)
+    waiting = {t.id: sum(p.id not in done for p in t.parents()) for t in todo}
+    children: dict[str, list[TrialSpec]] = defaultdict(list)
+    for t in todo:
+        for p in t.parents():
+            children[p.id].append(t)
+    ready: dict[str, list[tuple[int, TrialSpec]]] = defaultdict(list)  # key: by launch order
+
+    def becomes_ready(spec: TrialSpec) -> None:
+        bisect.insort(ready[pack_key(spec)], (order[spec.id], spec), key=lambda e: e[0])
+
+    for t in todo:
+        if not waiting[t.id]:
+            becomes_ready(t)
+    packs = []
+    while ready:
+        shown = sorted((e for group in ready.values() for e in group[:cap]), key=lambda e: e[0])
+        pack = next_pack([spec for _, spec in shown], done, sizes)
+        packs.append(pack)
+        done |= {s.id for s in pack}
+        for spec in pack:
+            group = ready[pack_key(spec)]
+            group.remove((order[spec.id], spec))
+            if not group:
+                del ready[pack_key(spec)]
+        for spec in pack:
+            for child in children[spec.id]:
+                waiting[child.id] -= 1
+                if not waiting[child.id]:
+                    becomes_ready(child)
+    return packs
+
+
 def estimate(space: Space, todo: list[TrialSpec], pack_size: int | PackSizes, slots: int,
              device: str = "cpu") -> Estimate:
-    """Wall time of running `todo` on `slots` packs at a time, in packs of up to `pack_size`."""
-    groups: dict[str, list[TrialSpec]] = defaultdict(list)
-    for spec in todo:
-        groups[pack_key(spec)].append(spec)
-    sizes = PackSizes.of(pack_size)
+    """Wall time of running `todo` on `slots` packs at a time, in the packs a launch releases
+    (`planned_packs`); a pack trains its `pack_key` groups one after the other."""
+    packs = planned_packs(todo, pack_size)
     timer = _PackTimer(threads_for(space), device)
-    training, packs = 0.0, 0
-    for members in groups.values():
-        size = sizes(members[0])
-        for start in range(0, len(members), size):
-            pack = members[start:start + size]
-            step = timer.seconds_per_step(pack[0], len(pack))
-            steps = budget(pack[0])
-            train = pack[0].dense.train
+    training = 0.0
+    for pack in packs:
+        loops: dict[str, list[TrialSpec]] = defaultdict(list)
+        for spec in pack:
+            loops[pack_key(spec)].append(spec)
+        for members in loops.values():
+            first = members[0]
+            step = timer.seconds_per_step(first, len(members))
+            steps = budget(first)
+            train = first.dense.train
             evals = math.ceil(steps / train.eval_every) if train.eval_every else 0
-            eval_batches = 2 * pack[0].dense.data.info().test_size / train.batch_size
+            eval_batches = 2 * first.dense.data.info().test_size / train.batch_size
             training += step * (steps + EVAL_COST * evals * eval_batches)
-            packs += 1
-    slots = max(1, min(slots, packs))
+    slots = max(1, min(slots, len(packs)))
     overhead = TRIAL_OVERHEAD_S * len(todo)
     wall = STARTUP_S + (training + overhead) / slots if todo else 0.0
-    return Estimate(len(todo), packs, sum(budget(t) for t in todo), training, overhead, slots,
-                    wall)
+    return Estimate(len(todo), len(packs), sum(budget(t) for t in todo), training, overhead,
+                    slots, wall)
 
 
 class _PackTimer:

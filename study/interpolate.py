@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from study.data import Splits
+from study.loop import autocast, evaluate
 from study.pruning import draw_batches
-from study.train import autocast, evaluate
 
 POINTS = 21
 BN_BATCHES = 32

@@ -22,12 +22,12 @@ from study.arm_registry import REGISTRY
 from study.arms import steps
 from study.context import Fetch
 from study.contract import PACK, PACK_SIZE, SKIP_REASON
+from study.errors import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.execution import Execution
 from study.phases import clock
 from study.plan import budget
 from study.specs import TrialSpec
 from study.stacked import SHARED_FIELDS
-from study.tracking import ArtifactError, UpstreamFailed, UpstreamNotReady
 from study.train import Checkpointer, train_members
 from study.trial import Prepared, TrialRecord, finish, prepare, untrained_result
 
@@ -52,6 +52,19 @@ def pack_key(spec: TrialSpec) -> str:
     return json.dumps([d.data.canonical(), shape, shared, total, start], sort_keys=True)
 
 
+_PREDICTED: dict[str, tuple[str, int, tuple[str, ...]]] = {}
+"""Trial id: its `pack_key`, `budget` and parent ids, all functions of the spec alone, worked
+out once: `next_pack` reads those of every pending trial at every call, and the plan of a
+launch (`study.estimate.planned_packs`) calls it once per pack over thousands of trials."""
+
+
+def _predicted(spec: TrialSpec) -> tuple[str, int, tuple[str, ...]]:
+    if (found := _PREDICTED.get(spec.id)) is None:
+        found = (pack_key(spec), budget(spec), tuple(p.id for p in spec.parents()))
+        _PREDICTED[spec.id] = found
+    return found
+
+
 SHORT_STEPS = 600
 """Training steps per pack slot under which a pack takes further groups: a full pack of 600-step
 MLP trials lasts a few seconds on a CPU core, about as long as a Ray worker takes to start."""
@@ -69,19 +82,21 @@ def next_pack(pending: list[TrialSpec], done: set[str],
     one they kept a 2-core sweep on one core (see `study.sweep.make_trainable`). A long group
     never takes a short one along, whose children would wait for it."""
     groups: dict[str, list[TrialSpec]] = {}
+    work: dict[str, int] = {}  # a group's member-steps
     for spec in pending:
-        if all(p.id in done for p in spec.parents()):
-            groups.setdefault(pack_key(spec), []).append(spec)
+        key, steps, parents = _predicted(spec)
+        if all(p in done for p in parents):
+            groups.setdefault(key, []).append(spec)
+            work[key] = work.get(key, 0) + steps
     if not groups:
         return []
-    first, *others = groups.values()
+    (_, first), *others = groups.items()
     size = size(first[0]) if callable(size) else size
     pack = first[:size]
-    work = sum(budget(s) for s in pack)
-    for group in others:
-        more = sum(budget(s) for s in group)
-        if len(pack) + len(group) <= size and work + more <= size * SHORT_STEPS:
-            pack, work = pack + group, work + more
+    total = sum(_predicted(s)[1] for s in pack)
+    for key, group in others:
+        if len(pack) + len(group) <= size and total + work[key] <= size * SHORT_STEPS:
+            pack, total = pack + group, total + work[key]
     return pack
 
 

@@ -1,10 +1,10 @@
 """`study run`: every trial of a space, one after the other, recorded as it finishes.
 
 The debugging path, and the reference the Ray sweep must agree with: the same `record_pack`
-runs and records each pack of trials (`study.pack`) in both. Packs run in a supervised child
-process (`study.worker`), so one that crashes or hangs native code is recorded FAILED and the
-run goes on; `isolate=False` runs them in this process (for a debugger). A launch skips every
-id already done in the store.
+(`study.recording`) runs and records each pack of trials (`study.pack`) in both. Packs run in a
+supervised child process (`study.worker`), so one that crashes or hangs native code is recorded
+FAILED and the run goes on; `isolate=False` runs them in this process (for a debugger). A launch
+skips every id already done in the store.
 """
 
 from __future__ import annotations
@@ -16,62 +16,18 @@ from pathlib import Path
 import torch
 
 from study.execution import Execution
-from study.pack import next_pack, run_pack
+from study.pack import next_pack
 from study.packing import PackSizes
-from study.phases import clock
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
+from study.recording import record_pack
 from study.space import Space
 from study.specs import TrialSpec
 from study.tracking import Tracker
-from study.train import Checkpointer
-from study.trial import TrialRecord
 from study.words import one_line, outcome_line
+from study.worker import TrialWorker, WorkerDied
 
 BLOCKED_SHOWN = 20
-
-
-def record_pack(specs: list[TrialSpec], tracker: Tracker, execution: Execution,
-                launch: str | None, checkpointer: Checkpointer | None = None,
-                extra_tags: dict[str, str] | None = None, stacked: bool = True,
-                upstream: Tracker | None = None) -> dict[str, TrialRecord | Exception]:
-    """Run one pack inside its members' live runs: what a `study run` worker and a sweep actor
-    both do. Each member's run is created RUNNING before the pack starts, its curves are
-    logged as it evaluates, then it ends FINISHED with its record (all members in one
-    transaction where the store allows: `Tracker.finish_pack`), or FAILED with the error (a
-    bad or missing upstream artifact) that failed it alone: the next launch redoes it.
-    {id: record or error}. `upstream`: where parents' artifacts are read (default `tracker`)."""
-    tags = {**execution.tags(), **(extra_tags or {})}
-    with clock("record"):
-        unfinished = tracker.unfinished(launch)
-    runs = tracker.start_pack(specs, parent=launch, tags=tags, unfinished=unfinished)
-    try:
-        outcomes = run_pack(specs, (upstream or tracker).load, execution, checkpointer,
-                            on_eval=lambda spec: runs[spec.id].log_eval, stacked=stacked)
-    except BaseException as err:
-        for run in runs.values():
-            run.fail(f"{type(err).__name__}: {err}")
-        raise
-    for spec in specs:
-        outcome = outcomes[spec.id]
-        if isinstance(outcome, Exception):
-            with clock("record"):
-                runs[spec.id].fail(f"{type(outcome).__name__}: {outcome}")
-    tracker.finish_pack([(runs[s.id], outcomes[s.id]) for s in specs
-                         if not isinstance(outcomes[s.id], Exception)])
-    return outcomes
-
-
-def record_trial(spec: TrialSpec, tracker: Tracker, execution: Execution, launch: str | None,
-                 checkpointer: Checkpointer | None = None,
-                 extra_tags: dict[str, str] | None = None,
-                 upstream: Tracker | None = None) -> TrialRecord:
-    """One trial alone, as a plain module (a pack of one); its error, if it failed, raised."""
-    outcome = record_pack([spec], tracker, execution, launch, checkpointer, extra_tags,
-                          stacked=False, upstream=upstream)[spec.id]
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
 
 
 def launch_params(space: Space, trials: list[TrialSpec], todo: list[TrialSpec],
@@ -130,8 +86,6 @@ def run_sequential(space: Space, source: str, trials: list[TrialSpec], tracker: 
     """Run the trials not yet done, upstream first, in packs of up to `pack_size` ready trials
     (`study.pack`; 1: each trial alone, as a plain module); returns counts per outcome.
     `echo`: where progress goes (a live line instead on a terminal); None: nowhere."""
-    from study.worker import TrialWorker, WorkerDied
-
     execution = execution or Execution()
     torch.set_num_threads(threads_for(space))
     line = ProgressLine(echo)

@@ -25,9 +25,9 @@ from torch.func import functional_call, vmap
 from study import seeds
 from study.data import Splits
 from study.execution import Execution
+from study.loop import EVAL_BATCH, BatchOrder, Member, autocast, lr_at, write_masks
 from study.models.mlp import MLP
 from study.specs import TrainSpec
-from study.train import EVAL_BATCH, BatchOrder, Member, autocast, lr_at, write_masks
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as make_optimizer uses
 SHARED_FIELDS = ("optimizer", "momentum", "nesterov", "batch_size", "eval_every", "bn_l1",

@@ -31,11 +31,11 @@ from study.pack import next_pack
 from study.packing import PackSizes
 from study.plan import budget, threads_for
 from study.progress import ProgressLine
+from study.recording import record_pack
 from study.runner import (
     done_and_pending,
     launch_params,
     list_blocked,
-    record_pack,
 )
 from study.space import Space
 from study.specs import TrialSpec

@@ -62,6 +62,13 @@ from study.contract import (
     unreachable,
     where,
 )
+from study.errors import (
+    ArtifactError,
+    MissingArtifact,
+    TrackingError,
+    UpstreamFailed,
+    UpstreamNotReady,
+)
 from study.phases import clock
 from study.records import RunRows, SqlBatch, sql_store
 from study.specs import TrialSpec, flat_fields
@@ -72,27 +79,6 @@ if TYPE_CHECKING:
 
 NOTE = "mlflow.note.content"  # the description MLflow shows on a run's or experiment's page
 LIVE_SECONDS = 5.0  # how often a running trial's new curve points are written
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be reached or used; says which URI and how to fix it."""
-
-
-class ArtifactError(RuntimeError):
-    """An upstream artifact is missing, truncated or fails its checksum."""
-
-
-class MissingArtifact(LookupError):
-    """An upstream run never wrote an optional artifact (`contract.OPTIONAL_ARTIFACTS`): an
-    older record, not a damaged one, so the run stays valid."""
-
-
-class UpstreamNotReady(RuntimeError):
-    """A parent trial has no finished run yet (a scheduling error, or a lost record)."""
-
-
-class UpstreamFailed(RuntimeError):
-    """A parent trial diverged or was skipped: its children are recorded as skipped."""
 
 
 @cache

@@ -9,7 +9,6 @@ The learning rate is a pure function of the step, so the schedule needs no state
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -21,12 +20,10 @@ from torch import nn
 from study import seeds
 from study.data import Splits
 from study.execution import Execution
+from study.loop import BatchOrder, Masks, Member, autocast, evaluate, lr_at, write_masks
 from study.phases import clock
-from study.pruning.dynamic import MaskUpdate
 from study.specs import TrainSpec
-
-Masks = dict[str, torch.Tensor]
-EVAL_BATCH = 1024
+from study.stacked import Stacked
 
 
 @dataclass
@@ -125,81 +122,11 @@ class Checkpointer:
         pass
 
 
-def lr_at(spec: TrainSpec, step: int, total: int, base_lr: float) -> float:
-    """The lr at `step`: `base_lr` times the schedule (`TrainSpec.lr_factor`)."""
-    return base_lr * spec.lr_factor(step, total)
-
-
 def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
     return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,
                            weight_decay=spec.weight_decay)
-
-
-class BatchOrder:
-    """Seeded, position-addressable batches: indices for step s depend only on (seed, s)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device) -> None:
-        self.n, self.batch, self.seed, self.device = n, min(batch_size, n), seed, device
-        self.per_epoch = max(1, n // self.batch)
-        self._epoch, self._perm = -1, None
-
-    def __call__(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.per_epoch)
-        return self.permutation(epoch)[i * self.batch : (i + 1) * self.batch]
-
-    def permutation(self, epoch: int) -> torch.Tensor:
-        """The epoch's order of the n samples (its steps take consecutive slices)."""
-        if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(seeds.batch_order(self.seed, epoch))
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=gen).to(self.device)
-        return self._perm
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast for `precision` "bf16"; nothing at all for fp32 (not even a context
-    that is switched off: the loop pays nothing for the option)."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-             precision: str = "fp32") -> tuple[float, float]:
-    """(mean loss, accuracy) in eval mode, in the precision the net trains in; (nan, nan) on an
-    empty split."""
-    if len(y) == 0:
-        return math.nan, math.nan
-    was_training = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(y), EVAL_BATCH):
-        with autocast(x.device, precision):
-            logits = model(x[i : i + EVAL_BATCH])
-        loss += float(nn.functional.cross_entropy(logits, y[i : i + EVAL_BATCH], reduction="sum"))
-        correct += int((logits.argmax(1) == y[i : i + EVAL_BATCH]).sum())
-    model.train(was_training)
-    return loss / len(y), correct / len(y)
-
-
-@dataclass
-class Member:
-    """One trial's share of a training run: its net, schedule (lr included), seed, masks and
-    callback.
-
-    Members of one run (a pack) share the data, the step range and the loop; everything that
-    makes a trial itself (θ0, data order, augmentation draws, mask, lr, weight decay) is here."""
-
-    model: nn.Module
-    spec: TrainSpec
-    seed: int
-    masks: Masks | None = None
-    on_eval: Callable[[dict[str, float]], None] | None = None
-    mask_update: MaskUpdate | None = None
-    """Sparse training (SET, RigL): moves `masks` during training; the engine writes the
-    final mask back into `masks` when training ends."""
 
 
 class Solo:
@@ -325,8 +252,6 @@ def train_members(members: list[Member], data: Splits, *, total_steps: int,
     execution = execution or Execution()
     stop_step = total_steps if stop_step is None else stop_step
     if stacked if stacked is not None else len(members) > 1:
-        from study.stacked import Stacked  # the stacked engine builds on this module
-
         engine = Stacked(members, data, total_steps, execution)
     else:
         engine = Solo(members, data, total_steps, execution)
@@ -395,13 +320,6 @@ def evaluate_only(model: nn.Module, data: Splits, masks: Masks | None = None,
     row = {"step": 0, "train_loss": 0.0, "val_loss": val_loss, "val_acc": val_acc,
            "test_acc": test_acc}
     return TrainResult("finished", 0, 0.0, [row])
-
-
-@torch.no_grad()
-def write_masks(member: Member, final: dict[str, torch.Tensor]) -> None:
-    """A moving mask's final state into the member's own masks (what its run counts)."""
-    for name, mask in final.items():
-        member.masks[name] = (mask != 0).cpu().view(member.masks[name].shape)
 
 
 @torch.no_grad()

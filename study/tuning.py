@@ -18,7 +18,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from study.contract import BEST, TUNING
 from study.execution import Execution
-from study.runner import record_trial, run_sequential, threads_for
+from study.recording import record_trial
+from study.runner import run_sequential, threads_for
 from study.space import Space, SpaceError
 from study.specs import ArmOptions, TrialSpec
 from study.sweep import connect

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 
+from study.errors import ArtifactError, UpstreamNotReady
 from study.execution import Execution
+from study.recording import record_pack
 from study.specs import TrialSpec
 from study.supervise import Supervised, death_message, read_report
-from study.tracking import ArtifactError, Tracker, UpstreamNotReady
+from study.tracking import Tracker
 from study.words import header
 
 
@@ -96,8 +98,6 @@ class TrialWorker:
 def _serve(conn, experiment: str, uri: str, execution: Execution, threads: int, fault_dir: str,
            stall_seconds: float, env: dict[str, str]) -> None:
     """The child: run each trial it is sent under a fault file and a watchdog, record it."""
-    from study.runner import record_pack
-
     os.environ.update(env)
     torch.set_num_threads(threads)
     tracker = Tracker(experiment, uri, probe=False)

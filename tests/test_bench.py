@@ -12,16 +12,16 @@ import torch
 from typer.testing import CliRunner
 
 from analysis.efficiency import critical_path, recorded_runs, training_efficiency
-from study.bench import BenchConfig, run_bench
-from study.bench.efficiency import bare_rates, plan_efficiency, solo_bare_rate
-from study.bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
-from study.bench.options import OPTIONS, OptionCase, bench_option, option_cases
-from study.bench.orchestration import compute_span, dense_trial, run_path, trial_runs
-from study.bench.packed import PackedCase, bench_packed, linear_only, matmul_limit
-from study.bench.report import ratios_figure, speed_figure, verdict
-from study.bench.sparse import csr_copy, masked_copy, structured_copy
-from study.bench.timing import torch_threads
-from study.bench.trainer import (
+from bench import BenchConfig, run_bench
+from bench.efficiency import bare_rates, plan_efficiency, solo_bare_rate
+from bench.inference import METHODS, InferenceCase, bench_inference, pruned_forms
+from bench.options import OPTIONS, OptionCase, bench_option, option_cases
+from bench.orchestration import compute_span, dense_trial, run_path, trial_runs
+from bench.packed import PackedCase, bench_packed, linear_only, matmul_limit
+from bench.report import ratios_figure, speed_figure, verdict
+from bench.sparse import csr_copy, masked_copy, structured_copy
+from bench.timing import torch_threads
+from bench.trainer import (
     TrainerCase,
     bare_loop,
     bench_trainer,
@@ -289,7 +289,7 @@ def test_cli_bench_runs_a_part_and_refuses_unknown_parts(tmp_path):
 @pytest.mark.slow
 @pytest.mark.ray
 def test_orchestration_through_ray(ray_local):
-    from study.bench.orchestration import bench_orchestration
+    from bench.orchestration import bench_orchestration
 
     out = bench_orchestration(0.5, 1, echo=lambda s: None)
     assert out["sweep_over_run"] > 0 and out["fixed"]["mlflow_store_create_s"] > 0

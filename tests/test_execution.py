@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from study.bench.trainer import synthetic_splits
+from bench.trainer import synthetic_splits
 from study.cli import app
 from study.execution import Execution, bf16_supported
 from study.models import build_model

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from study.bench.timing import torch_threads
-from study.bench.trainer import synthetic_splits
+from bench.timing import torch_threads
+from bench.trainer import synthetic_splits
 from study.data import load_data
 from study.data.augment import crop_flip
 from study.execution import Execution

@@ -24,7 +24,7 @@ LIMIT = 240  # seconds per family; each trains in well under a tenth of that
 
 SCRIPT = """
 import sys, torch
-from study.bench.trainer import synthetic_splits
+from bench.trainer import synthetic_splits
 from study.models import build_model, count
 from study.specs import TrainSpec
 from study.train import train

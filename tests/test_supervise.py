@@ -29,7 +29,7 @@ with FaultFile(sys.argv[1], "trial abc (dense round 0), execution device=cpu"):
 
 STALL = """
 import sys, time, torch
-from study.bench.trainer import synthetic_splits
+from bench.trainer import synthetic_splits
 from study.models import build_model
 from study.specs import TrainSpec
 from study.supervise import Supervised

@@ -27,9 +27,9 @@ import math
 import torch
 
 from study.data import Splits
+from study.loop import evaluate
 from study.models import PrunableNet
 from study.pruning.masks import Masks
-from study.train import evaluate
 
 SHARED_WEIGHTS = (-2.0, -1.0, -0.5, -0.1, -0.01, 0.01, 0.1, 0.5, 1.0, 2.0)
 """w, relative to each layer's θ0 std."""

@@ -3,9 +3,15 @@
 Iterative rounds prune `rate` of the survivors of the previous round; one-shot rounds prune the
 dense net straight to round r's sparsity 1-(1-rate)^r. Either way the mask is derived from the
 trained weights of the net it prunes, as in open_lth's pure pruning functions.
+
+A plan is a `study.specs.PruneSpec`, named here for the type checker only: the specs validate
+plans against the criterion registry (`study.pruning.registry`), so the arrow runs from the
+specs to pruning, never back.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -15,7 +21,9 @@ from study.pruning.hessian import Batches
 from study.pruning.masks import Masks, full_masks, prune_lowest
 from study.pruning.registry import CRITERIA, SUPERMASK, Criterion, Scoring
 from study.pruning.structured import expand
-from study.specs import PruneSpec
+
+if TYPE_CHECKING:
+    from study.specs import PruneSpec
 
 
 def round_fraction(plan: PruneSpec, kind: str, round_: int) -> float:

@@ -34,7 +34,7 @@ def ratio_keys(trainer: list[str], models: list[str], batches: list[int],
                sparsities: list[float], options: list[tuple[str, str]],
                packed: list[tuple[str, int]] = ()) -> list[str]:
     """Every ratio the JSON carries (None where a part was skipped), in table order."""
-    from study.bench.inference import METHODS
+    from bench.inference import METHODS
 
     keys = [f"trainer/{case}/{masks}" for case in trainer for masks in ("unmasked", "masked80")]
     keys += ["orchestration/trial_in_sweep_over_run", "orchestration/lone_trial_sweep_over_run",

@@ -1,5 +1,10 @@
 """`study bench`: the study's own speed, measured against bare PyTorch, and what pruning buys.
 
+A tool beside the library, not a part of it: it drives the library (`study run`'s and `study
+sweep`'s paths, the loop, the packs) and reads a finished sweep through the analysis, so it sits
+above both, as `analysis` sits above `study`; `study bench` (`study/cli.py`) is a thin front
+over `run_bench` (docs/design.md, "Imports go one way").
+
 Seven parts (`PARTS`), every number a ratio of things timed side by side in the same run, the
 training loops all timed by one helper (`timing.race`):
 
@@ -18,6 +23,6 @@ training loops all timed by one helper (`timing.race`):
   from 2 and 8 concurrent writers.
 """
 
-from study.bench.suite import PARTS, BenchConfig, run_bench
+from bench.suite import PARTS, BenchConfig, run_bench
 
 __all__ = ["PARTS", "BenchConfig", "run_bench"]

@@ -25,7 +25,7 @@ import torch
 
 from study.contract import DEVICE, wait_until_up
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tracking_server.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tracking_server.sh"
 PACK = 16
 
 

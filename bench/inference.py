@@ -1,6 +1,6 @@
 """Inference speed against sparsity: what pruning buys at batch 1 and batch 256 on this CPU.
 
-At each sparsity the dense net and its three pruned forms (`study.bench.sparse`) run in turn
+At each sparsity the dense net and its three pruned forms (`bench.sparse`) run in turn
 (A, B, C, D, D, C, B, A, ...), the same number of forward passes each, under
 `torch.inference_mode`; a form's speedup is the median over rounds of dense time / its time.
 docs/science.md's claim 5 predicts: zeros kept dense give nothing, sparse kernels help only at high
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from study.bench.sparse import csr_copy, masked_copy, structured_copy
-from study.bench.timing import interleaved, median, paired_ratio, timed
+from bench.sparse import csr_copy, masked_copy, structured_copy
+from bench.timing import interleaved, median, paired_ratio, timed
 from study.models import PrunableNet, build_model
 
 METHODS = ("unstructured", "csr", "structured")

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import torch
 
-from study.bench.efficiency import sweep_efficiency
-from study.bench.inference import InferenceCase, inference_cases, run_inference
-from study.bench.options import OptionCase, option_cases, run_options
-from study.bench.orchestration import bench_orchestration
-from study.bench.packed import PackedCase, packed_cases, run_packed
-from study.bench.profiling import cprofiled
-from study.bench.records import bench_records
-from study.bench.report import collect_ratios, intervals, ratio_keys, table, write
-from study.bench.timing import load_average, torch_threads
-from study.bench.trainer import TrainerCase, run_trainer, trainer_cases
+from bench.efficiency import sweep_efficiency
+from bench.inference import InferenceCase, inference_cases, run_inference
+from bench.options import OptionCase, option_cases, run_options
+from bench.orchestration import bench_orchestration
+from bench.packed import PackedCase, packed_cases, run_packed
+from bench.profiling import cprofiled
+from bench.records import bench_records
+from bench.report import collect_ratios, intervals, ratio_keys, table, write
+from bench.timing import load_average, torch_threads
+from bench.trainer import TrainerCase, run_trainer, trainer_cases
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from study.bench.timing import load_average, median, timed, torch_threads
+from bench.timing import load_average, median, timed, torch_threads
 from study.contract import ID, LAUNCH_STAGE, STAGE, search_all
 from study.space import Space
 from study.specs import DataSpec, DenseSpec, ModelSpec, TrainSpec, TrialSpec

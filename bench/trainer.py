@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from study.bench.profiling import aten_ops, op_difference
-from study.bench.timing import median, paired_ratio, race, ratio_interval
+from bench.profiling import aten_ops, op_difference
+from bench.timing import median, paired_ratio, race, ratio_interval
 from study.data.registry import Splits, random_splits
 from study.execution import Execution
 from study.models import PrunableNet, build_model

@@ -17,8 +17,8 @@ import os
 import tempfile
 import time
 
-from study.bench.timing import timed, torch_threads
-from study.bench.trainer import bare_loop, synthetic_splits
+from bench.timing import timed, torch_threads
+from bench.trainer import bare_loop, synthetic_splits
 from study.models import build_model
 from study.plan import budget
 from study.specs import TrialSpec

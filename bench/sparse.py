@@ -17,7 +17,7 @@ import warnings
 import torch
 from torch import nn
 
-from study.bench.trainer import magnitude_masks
+from bench.trainer import magnitude_masks
 from study.models import PrunableNet
 from study.pruning import shrink
 from study.pruning.criteria import l1_filter

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from study.bench.timing import paired_ratio, race, ratio_interval
-from study.bench.trainer import TrainerCase
+from bench.timing import paired_ratio, race, ratio_interval
+from bench.trainer import TrainerCase
 from study.execution import Execution
 from study.train import train
 

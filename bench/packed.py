@@ -1,6 +1,6 @@
 """Packed training against the one-at-a-time bare loop: what stacking K small nets buys.
 
-Each case times, in turn (A, B, C, ...), the solo bare loop (`study.bench.trainer.bare_loop`:
+Each case times, in turn (A, B, C, ...), the solo bare loop (`bench.trainer.bare_loop`:
 one net, torch.optim, hand-written), the library's plain loop (`study.train.Solo`, what a trial
 alone runs) and its loop on packs of K members (`study.train.train_members`, stacked even at
 K = 1), on the same random data, batch and thread count. A pack does K nets' work, so its
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from study.bench.timing import median, paired_ratio, race, timed
-from study.bench.trainer import CONTIGUOUS, TrainerCase, bare_loop
+from bench.timing import median, paired_ratio, race, timed
+from bench.trainer import CONTIGUOUS, TrainerCase, bare_loop
 from study.execution import Execution
 from study.models import build_model, count
 from study.packing import Net, best_pack_size
