@@ -7,8 +7,9 @@ So the default K of a net is the candidate whose measured per-member throughput 
 plain loop's (`study.train.Solo`) by `MIN_GAIN`, else 1: each trial alone, as a plain module.
 The calibration trains the real loops on random data of the net's shape for a fraction of a
 second per candidate, and is cached per machine (CPU or GPU model, torch, threads) and net
-shape in `$STUDY_CACHE_DIR/pack_gain.json` (default ~/.cache/study). `--pack-size` overrides
-it for every net.
+shape in `$STUDY_CACHE_DIR/pack_gain.json` (default ~/.cache/study). A calibration measured
+while other processes kept the cores busy is noise: it serves this process only and is not
+cached. `--pack-size` overrides it for every net.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def machine(device: str, threads: int) -> str:
         chip = platform.processor() or platform.machine()
         try:
             info = Path("/proc/cpuinfo").read_text()
-            fields = dict(line.split(":", 1) for line in info.splitlines()[:30] if ":" in line)
-            chip = f"{fields['model name'].strip()} family {fields['cpu family'].strip()}"
+            fields = dict(map(str.strip, line.split(":", 1))
+                          for line in info.splitlines()[:30] if ":" in line)
+            chip = f"{fields['model name']} family {fields['cpu family']}"
         except (OSError, KeyError):
             pass
     return f"{chip} | torch {torch.__version__} | {threads} thread(s)"
@@ -87,6 +89,16 @@ def _cache() -> Path:
     return Path(root) / "pack_gain.json"
 
 
+def busy(threads: int) -> bool:
+    """Whether other processes hold the cores a calibration would time (1-min load average
+    above the cores it leaves free)."""
+    return os.getloadavg()[0] > (os.cpu_count() or 1) - threads + 0.5
+
+
+_UNSAVED: dict[tuple[str, str], dict[str, float]] = {}
+"""Calibrations measured on a busy machine: used by this process, never cached."""
+
+
 def gains(net: Net, device: str = "cpu", threads: int = 1) -> dict[int, float]:
     """{K: per-member throughput of a stacked pack of K over the plain loop's}, measured on
     this machine once per net shape (then read from the cache)."""
@@ -95,9 +107,13 @@ def gains(net: Net, device: str = "cpu", threads: int = 1) -> dict[int, float]:
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
         cached = {}
-    found = cached.get(where, {}).get(net.key())
+    found = cached.get(where, {}).get(net.key()) or _UNSAVED.get((where, net.key()))
     if found is None:
+        loaded = device == "cpu" and busy(threads)
         found = {str(k): v for k, v in _measure(net, device, threads).items()}
+        if loaded:
+            _UNSAVED[where, net.key()] = found
+            return {int(k): v for k, v in found.items()}
         cached.setdefault(where, {})[net.key()] = found
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
