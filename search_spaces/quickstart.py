@@ -1,32 +1,35 @@
 """Quickstart: the scaling study on offline MNIST-1D, prune a big MLP or train a small one.
 
-An MLP 40 -> h -> h -> 10 at four widths, h = 25, 50, 100 and 200 (model.width 0.25-2 of hidden
-100-100: an 8x span, 1.9K to 50K weights), trained with SGD + momentum 0.9 at lr 0.1 and 0.3,
-batch 100, 1,000 steps with a cosine decay. lr 0.01, the earlier grid's low point, stopped
-before it converged (its best validation accuracy came in the last tenth of nearly every run);
-0.1 and 0.3 converge by the rule in 85-92% and 68-94% of the dense, lottery and reinit runs per
-width. The dense nets reach 57 / 61 / 65 / 68% test accuracy at lr 0.1 and 55 / 64 / 69 / 72.5%
-at lr 0.3 (the MNIST-1D MLP reference is 65-68%). Each dense net is pruned by IMP, unstructured
-(layerwise magnitude, half of the hidden weights and a quarter of the output layer per round, 4
-rounds: 7-10% of all weights left) and structured (whole neurons by L1 norm, 40% per round
-ranked over both hidden layers at once, 3 rounds: 7-25% of the weights left; ranked per layer
-the pruned net would be the uniformly narrower net small_dense trains). Every round's mask is
-trained by the lottery arm (rewind to θ0) and the controls reinit (Scratch-E), scratch_b,
-finetune, lr_rewind (Renda et al.'s learning-rate rewinding), small_dense and small_dense_b
-(narrower dense nets with as many weights, at Scratch-E's and Scratch-B's budgets), and, for
-the unstructured masks, synflow (a mask chosen at θ0) and rigl_b (sparse training from
-scratch at Scratch-B's budget), the strongest of each family in the `train_small` space's run.
-Width 1 trains again at 2,000 steps (the budget check: does a gap hold when the budget
-doubles?). 5 seeds: 2,470 trials, 7 min 22-46 s with the analysis in a fresh clone on 2 idle
-cores of an AMD EPYC (family 26, Zen 5). `study analyze` then maps the lottery effect over
-width x density, tests its trend with width, reports convergence and the budget check, fits
-Rosenfeld et al.'s joint scaling law per arm, and compares prune-big with train-small at equal
-nonzero weights and at equal training compute.
+An MLP 40 -> h -> h -> 10 at three widths, h = 25, 50 and 100 (model.width 0.25-1 of hidden
+100-100: a 4x span, 1.9K to 15K weights), trained with SGD + momentum 0.9 at lr 0.3 and 0.5,
+batch 100, 2,000 steps (56 epochs) with a cosine decay, evaluated every 200 steps. The budget
+and lrs are the ones at which the answer holds when the budget doubles: at 1,000 steps, and at
+lr 0.1 or 0.2 even at 2,000, the sparse reinit nets were still learning, so lottery − reinit
+shrank by 3-5 points at twice the steps (a speed, not an end accuracy); at 0.3 and 0.5 the
+budget check finds every gap stable, and at least 80% of the dense, lottery and reinit runs of
+every (width, lr) converge. Width 2 (h = 200, 60% of the training time) is left to the
+`scaling` space: with it the quickstart would not fit in 10 minutes on 2 cores. Each dense
+net is pruned by IMP, unstructured (layerwise magnitude, half of the hidden weights and a
+quarter of the output layer per round, 4 rounds: 8-10% of all weights left) and structured
+(whole neurons by L1 norm, 40% per round ranked over both hidden layers at once, 3 rounds:
+10-25% of the weights left; ranked per layer the pruned net would be the uniformly narrower
+net small_dense trains). Every round's mask is trained by the lottery arm (rewind to θ0) and
+the controls reinit (Scratch-E), scratch_b, finetune, lr_rewind (Renda et al.'s
+learning-rate rewinding), small_dense and small_dense_b (narrower dense nets with as many
+weights, at Scratch-E's and Scratch-B's budgets), and, for the unstructured masks, synflow (a
+mask chosen at θ0) and rigl_b (sparse training from scratch at Scratch-B's budget), the
+strongest of each family in the `train_small` space's run. Width 1 trains again at 4,000
+steps (the budget check: does a gap hold when the budget doubles?). 5 seeds; the trial count
+and the time of the measured run are in README.md. `study analyze` then maps the lottery
+effect over width x density, tests its trend with width, reports convergence and the budget
+check, fits Rosenfeld et al.'s joint scaling law per arm, and compares prune-big with
+train-small at equal nonzero weights and at equal training compute.
 
 What the papers predict (LTH, Rethinking, Renda et al., Rosenfeld et al. 2021): unstructured
-lottery > reinit at 5-20% remaining, most at the smaller lr; little or no effect for structured
-pruning, where reinit and scratch_b match fine-tuning; lr rewinding at least as good as
-fine-tuning; a wider net keeps its accuracy down to lower density (the invariant w^ψ·d).
+lottery > reinit at 5-20% remaining, most at the smaller lr (at a large lr LTH's tickets need
+a late rewind); little or no effect for structured pruning, where reinit and scratch_b match
+fine-tuning; lr rewinding at least as good as fine-tuning; a wider net keeps its accuracy down
+to lower density (the invariant w^ψ·d).
 """
 
 from study.space import Space
@@ -35,11 +38,11 @@ space = Space(
     name="quickstart",
     data={"name": "mnist1d"},
     model={"name": "mlp", "hidden": [100, 100]},
-    train={"optimizer": "sgd", "momentum": 0.9, "batch_size": 100, "steps": 1000,
-           "schedule": "cosine", "eval_every": 100},
+    train={"optimizer": "sgd", "momentum": 0.9, "batch_size": 100, "steps": 2000,
+           "schedule": "cosine", "eval_every": 200},
     grid={
-        "model.width": [0.25, 0.5, 1.0, 2.0],
-        "train.lr": [0.1, 0.3],
+        "model.width": [0.25, 0.5, 1.0],
+        "train.lr": [0.3, 0.5],
         "prune": [
             {"granularity": "unstructured", "criterion": "magnitude", "rate": 0.5,
              "output_rate": 0.25, "rounds": 4},

@@ -14,15 +14,15 @@ they start to match the dense accuracy; at a lower lr (0.01) or with warmup, Res
 subnetworks are stable, and match, at k = 0.
 
 This space asks the same question offline, beside the quickstart's lottery comparison: an MLP
-(40 -> 64 -> 64 -> 10) at widths 0.5, 1 and 2, SGD with momentum 0.9 at the quickstart's two
-learning rates (0.01 and 0.1), 800 steps of batch 100 (22 epochs), rewinding to θk with k = 0,
-10 and 50 steps (0, 1.25% and 6.25% of training). One IMP round per plan: unstructured
-magnitude pruning to 20% of the hidden weights (the output layer to 60%), and structured
-L1-norm neuron pruning to half of each hidden layer's neurons. The dense net at θk (round 0)
-and each round's subnetwork get two copies under two noise seeds and the interpolation between
-them (21 points); reinit trains on every mask for the lottery − reinit gap. 3 seeds; 720
-trials and 438K training steps (the quickstart: 2,470 trials, 3.13M steps), sized for about
-10 minutes of `study sweep` on 2 idle cores.
+(40 -> 64 -> 64 -> 10) at widths 0.5, 1 and 2, SGD with momentum 0.9 at lr 0.01 and 0.1 (the
+quickstart's earlier grid, where the lottery effect was largest), 800 steps of batch 100 (22
+epochs), rewinding to θk with k = 0, 10 and 50 steps (0, 1.25% and 6.25% of training). One IMP
+round per plan: unstructured magnitude pruning to 20% of the hidden weights (the output layer to
+60%), and structured L1-norm neuron pruning to half of each hidden layer's neurons. The dense
+net at θk (round 0) and each round's subnetwork get two copies under two noise seeds and the
+interpolation between them (21 points); reinit trains on every mask for the lottery − reinit
+gap. 3 seeds; 720 trials and 438K training steps (the quickstart: 1,890 trials, 4.85M steps),
+sized for about 10 minutes of `study sweep` on 2 idle cores.
 
 What the paper would predict here: a small MLP is stable from θ0 like LeNet, so barriers near
 0 at every k, and a lottery − reinit gap that does not depend on k.

@@ -48,12 +48,12 @@ class TrainResult:
     diverged_step: int | None = None
     resumed_from: int | None = None  # the checkpoint's step, when training resumed from one
 
-    def summary(self, start_step: int = 0) -> dict[str, float]:
+    def summary(self, start_step: int = 0, val_size: int = 0) -> dict[str, float]:
         """Early-stop and convergence bookkeeping: the step of minimum validation loss (LTH's
         early-stopping iteration) and test accuracy there, the step where the best validation
         accuracy was first reached and whether the run converged by `converged` (only the
         final accuracy when there is no validation split). `start_step`: where training began
-        (a rewound ticket starts at k)."""
+        (a rewound ticket starts at k); `val_size`: the validation split's size."""
         if not self.curves:
             return {}
         out = {"final_test_acc": self.curves[-1]["test_acc"]}
@@ -63,22 +63,29 @@ class TrainResult:
             top = max(rows, key=lambda r: r["val_acc"])  # the first row at the maximum
             out.update(best_val_acc=top["val_acc"], test_acc_at_best_val=best["test_acc"],
                        early_stop_step=best["step"], best_val_step=top["step"],
-                       converged=float(converged(top["step"], start_step, self.steps)))
+                       converged=float(converged(rows, start_step, self.steps, val_size)))
         return out
 
 
 CONVERGED_BY = 0.9
-"""A run has converged when its best validation accuracy is first reached within the first
-90% of its training steps (`converged`)."""
+"""The last 10% of a run's steps are the ones a converged run no longer gains from
+(`converged`)."""
 
 
-def converged(best_step: int, start_step: int, end_step: int) -> bool:
-    """The convergence rule (docs/science.md): the best validation accuracy is not first
-    reached in the last 10% of the steps the run trained. Under a cosine schedule every run
-    flattens as its lr vanishes, so this flag alone cannot tell a finished run from a
-    budget-limited one: the quickstart's budget check (the same cells at twice the steps) is
-    the other half of the test."""
-    return best_step - start_step <= CONVERGED_BY * (end_step - start_step)
+def converged(rows: list[dict[str, float]], start_step: int, end_step: int,
+              val_size: int) -> bool:
+    """The convergence rule (docs/science.md): what the last 10% of the steps added to the
+    best validation accuracy is within the validation estimate's own noise, one standard
+    error √(p(1 − p)/n) on n validation samples (n = 0: nothing may be added). A run still
+    climbing at its end fails; a flat run whose noisy maximum happens to fall late does not.
+    Under a cosine schedule every run flattens as its lr vanishes, so this flag alone cannot
+    tell a finished run from a budget-limited one: the quickstart's budget check (the same
+    cells at twice the steps) is the other half of the test."""
+    cut = start_step + CONVERGED_BY * (end_step - start_step)
+    best = max(r["val_acc"] for r in rows)
+    before = max((r["val_acc"] for r in rows if r["step"] <= cut), default=-math.inf)
+    noise = math.sqrt(best * (1.0 - best) / val_size) if val_size else 0.0
+    return best - before <= noise
 
 
 class Heartbeat:

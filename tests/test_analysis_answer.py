@@ -142,8 +142,8 @@ def test_the_budget_check_marks_the_gap_that_moves_and_keeps_the_others(study):
         [gap(CHECKED, r, 2 * STEPS) - gap(CHECKED, r) for r in ROUNDS], abs=0.004)
     assert checked.stable.tolist() == [True, True, False]
     words = budget.budget_sentence(checked)
-    assert "beyond its own interval at 1 of 3 cells (unstructured lr 0.1 w 1 r3 (-1.5 pp))" \
-        in words
+    assert ("beyond both the base gap's own interval and the move's at 1 of 3 cells "
+            "(unstructured lr 0.1 w 1 r3 (-1.5 pp))") in words
     flagged = budget.flags(cells, main, checked)
     at = flagged.set_index(["width", "round"])
     assert at.loc[(1.0, 3), "budget"] == "dependent" and at.loc[(1.0, 3), "caution"]

@@ -491,6 +491,10 @@ def test_a_run_records_where_its_best_validation_came_and_whether_it_converged(c
     rows[-1]["val_acc"] = 0.71
     late = TrainResult("finished", 1000, 1.0, rows).summary()
     assert (late["best_val_step"], late["converged"]) == (1000, 0.0)
+    # 1 point more on 400 validation samples is noise (one standard error: 2.3 points) ...
+    assert TrainResult("finished", 1000, 1.0, rows).summary(val_size=400)["converged"] == 1.0
+    rows[-1]["val_acc"] = 0.75  # ... 5 points more is a run still climbing
+    assert TrainResult("finished", 1000, 1.0, rows).summary(val_size=400)["converged"] == 0.0
     rewound = TrainResult("finished", 1000, 1.0, rows[1:]).summary(start_step=500)
     assert rewound["converged"] == 0.0  # 1000 is in the last 10% of steps 500-1000
     record = run_trial(_imp(1), chains["unstructured"].fetch)
