@@ -3,20 +3,19 @@
 Sparse nets from a fresh init learn slower than tickets, so a budget that stops them early widens
 lottery − reinit by itself. Two checks, neither enough alone:
 
-- Convergence (`study.train.converged`): a run converged when the last 10% of its steps added
-  no more than one standard error of the validation estimate to its best validation accuracy.
-  Under a decaying schedule every run flattens as the lr vanishes, which this rule cannot see
-  through.
+- Convergence (`study.train.converged`): a run converged when its validation loss reached its
+  minimum (LTH's early-stopping iteration) within the first 90% of its steps. Under a decaying
+  schedule every run flattens as the lr vanishes, which this rule cannot see through.
 - The budget check (`study.space.BudgetCheck`): some cells train again at a multiple of the
   budget (the dense net, its chain and reinit, same seeds). Per cell and seed, the gap's move
-  is gap(longer) − gap(base), paired by seed; a gap is *budget-dependent* when the mean move
-  leaves the base gap's own 95% interval and the move's own 95% interval excludes zero (`stable`),
-  *budget-stable* otherwise; a dependent gap is reported as a speed, not as an effect size.
+  is gap(longer) − gap(base), paired by seed (`budget_verdict`): *budget-stable* when the mean
+  move stays within the base gap's own 95% interval; beyond it, *budget-dependent* when the
+  move's own 95% interval excludes zero (reported as a speed, not as an effect size), and
+  *unresolved* when it does not (these seeds cannot tell the move from noise).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from analysis.stats import CONDITION, paired_differences, t_interval
@@ -28,7 +27,7 @@ CHECKED = ("dense", "lottery", "reinit")
 CELL = ["granularity", "lr", "width", "round"]
 BUDGET_COLUMNS = [*CONDITION, "steps", "longer_steps", "seeds", "remaining_pct", "gap",
                   "gap_low", "gap_high", "gap_longer", "move", "move_low", "move_high",
-                  "stable"]
+                  "budget"]
 
 
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -97,35 +96,38 @@ def check(main: pd.DataFrame, longer: pd.DataFrame, metric: str = "final_test_ac
                      "gap": gap.mean(), "gap_low": low, "gap_high": high,
                      "gap_longer": group.diff_longer.mean(), "move": moved.mean(),
                      "move_low": move_low, "move_high": move_high,
-                     "stable": stable(moved.mean(), move_low, move_high, (high - low) / 2)})
+                     "budget": budget_verdict(moved.mean(), move_low, move_high,
+                                              (high - low) / 2)})
     return pd.DataFrame(rows, columns=BUDGET_COLUMNS)
 
 
-def stable(move: float, move_low: float, move_high: float, gap_half_width: float) -> bool:
-    """The budget rule: a gap is budget-dependent when it moved beyond its own 95% interval
-    (|move| > the base gap's half-width) by a move the seeds see (the move's own 95% interval
-    excludes zero); otherwise budget-stable. Either half alone misreads five seeds: a gap
-    measured precisely by chance has a narrow interval that seed noise in the longer run
-    crosses, and a move of a tenth of a point can be significant without mattering."""
-    seen = move_low > 0 or move_high < 0
-    return not (seen and abs(move) > gap_half_width)
+def budget_verdict(move: float, move_low: float, move_high: float,
+                   gap_half_width: float) -> str:
+    """The budget rule. *stable*: the mean move stays within the base gap's own 95% interval
+    (|move| <= its half-width). Beyond it, *dependent* when the move's own 95% interval
+    excludes zero (a move the seeds see), *unresolved* when it does not: these seeds cannot
+    tell the move from noise, so the gap is vouched for neither way. A gap measured precisely
+    by chance has a narrow interval that seed noise in the longer run crosses: calling that
+    dependent would flag noise, calling it stable would hide a real move."""
+    if abs(move) <= gap_half_width:
+        return "stable"
+    return "dependent" if move_low > 0 or move_high < 0 else "unresolved"
 
 
 def flags(cells: pd.DataFrame, frame: pd.DataFrame, checked: pd.DataFrame) -> pd.DataFrame:
     """The lottery-effect cells with `converged` (the share of their lottery and reinit runs
-    that converged), `budget` (stable / dependent / not checked) and `caution` (a gap there may
-    be speed: fewer than SHARE converged, or budget-dependent)."""
+    that converged), `budget` (stable / dependent / unresolved / not checked) and `caution` (a
+    gap there may be speed: fewer than SHARE converged, or not budget-stable)."""
     runs = frame[frame.arm.isin(["lottery", "reinit"])]
     share = runs.groupby(CONDITION, dropna=False).converged.mean().rename("converged")
     out = cells.merge(share.reset_index(), on=CONDITION, how="left")
     out["budget"] = "not checked"
     if len(checked):
-        verdict = checked.assign(budget=np.where(checked.stable, "stable", "dependent"))
-        out = out.drop(columns="budget").merge(verdict[[*CONDITION, "budget"]]
+        out = out.drop(columns="budget").merge(checked[[*CONDITION, "budget"]]
                                                 .drop_duplicates(CONDITION),
                                                 on=CONDITION, how="left")
         out["budget"] = out.budget.fillna("not checked")
-    out["caution"] = (out.converged < SHARE) | (out.budget == "dependent")
+    out["caution"] = (out.converged < SHARE) | out.budget.isin(["dependent", "unresolved"])
     return out
 
 
@@ -142,8 +144,8 @@ def convergence_sentence(table: pd.DataFrame) -> str | None:
         parts.append(f"at lr {lr:g}, {span} per width" + (
             "" if short.empty else " (under 80% at width " + ", ".join(
                 f"{w:g}" for w in short.width) + ")"))
-    return ("Convergence (the last 10% of the steps added at most one standard error to the "
-            "best validation accuracy) of the dense, lottery and reinit runs: " + "; ".join(parts)
+    return ("Convergence (minimum validation loss reached within the first 90% of the steps) "
+            "of the dense, lottery and reinit runs: " + "; ".join(parts)
             + " [table convergence].")
 
 
@@ -153,21 +155,24 @@ def budget_sentence(checked: pd.DataFrame) -> str | None:
         return None
     factor = float((checked.longer_steps / checked.steps).median())
     moved = checked.move * 100
-    unstable = checked[~checked.stable]
+    dependent = checked[checked.budget == "dependent"]
+    unresolved = checked[checked.budget == "unresolved"]
     where = sorted({(g, lr, w) for g, lr, w in zip(checked.granularity, checked.lr,
                                                      checked.width)})
     scope = "; ".join(f"{g}, lr {lr:g}, width {w:g}" for g, lr, w in where)
     text = (f"Budget check ({scope}; {factor:g}x the steps): the lottery − reinit gap moved by "
             f"{moved.min():+.1f} to {moved.max():+.1f} pp (mean {moved.mean():+.1f}); ")
-    if unstable.empty:
-        return text + (f"at none of the {len(checked)} cells beyond both the base gap's own 95% "
-                       "interval and the move's: budget-stable [table budget_check].")
-    cells = ", ".join(f"{r.granularity} lr {r.lr:g} w {r.width:g} r{int(r['round'])} "
-                      f"({r.move * 100:+.1f} pp)" for _, r in unstable.iterrows())
-    return (text + f"beyond both the base gap's own interval and the move's at "
-            f"{len(unstable)} of {len(checked)} cells "
-            f"({cells}): there the gap is budget-dependent, a speed as much as an end "
-            "accuracy [table budget_check].")
+    stable = int((checked.budget == "stable").sum())
+    text += f"stable (within the base gap's own 95% interval) at {stable} of {len(checked)} cells"
+    for part, words in ((dependent, "dependent (the move's own interval excludes zero: a speed "
+                                    "as much as an end accuracy)"),
+                        (unresolved, "unresolved (beyond the gap's interval, but the move's own "
+                                     "interval includes zero: these seeds cannot tell)")):
+        if len(part):
+            text += f"; {words} at {len(part)}: " + ", ".join(
+                f"{r.granularity} lr {r.lr:g} w {r.width:g} r{int(r['round'])} "
+                f"({r.move * 100:+.1f} pp)" for _, r in part.iterrows())
+    return text + " [table budget_check]."
 
 
 def caution_sentence(flagged: pd.DataFrame) -> str | None:
@@ -180,8 +185,9 @@ def caution_sentence(flagged: pd.DataFrame) -> str | None:
         if hits.converged.isna().any():
             return None
         return (f"Every one of the {len(hits)} cells with an effect converged (at least 80% of "
-                "its lottery and reinit runs) and none was found budget-dependent "
+                "its lottery and reinit runs) and none was found other than budget-stable "
                 "[table effect_cells].")
     return (f"At {len(warned)} of the {len(hits)} cells with an effect, fewer than 80% of the "
-            "runs converged or the budget check moved the gap: there a gap may be speed, not "
+            "runs converged or the budget check did not find the gap stable: there a gap may be "
+            "speed, not "
             "end accuracy (marked in its column caution) [table effect_cells].")

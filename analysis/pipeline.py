@@ -252,8 +252,8 @@ def _convergence(book: Book, frame: pd.DataFrame, longer: pd.DataFrame, cells: p
     notes = []
     converged = budget.convergence(frame) if len(frame) else pd.DataFrame()
     if len(converged):
-        book.table("Convergence: share of runs whose last 10% of steps added at most one "
-                   "standard error to their best validation accuracy",
+        book.table("Convergence: share of runs whose validation loss reached its minimum within "
+                   "the first 90% of their steps",
                    summary.convergence_table(converged),
                    "convergence", converged, budget.__doc__.split("\n\n")[1].replace("\n", " "))
         notes.append(budget.convergence_sentence(converged))

@@ -216,7 +216,7 @@ def budget_table(checked: pd.DataFrame) -> pd.DataFrame:
     rows["gap at longer pp"] = checked.gap_longer * 100
     rows["move pp"] = checked.move * 100
     rows["move 95% t"] = _interval(checked.move_low, checked.move_high)
-    rows["budget"] = np.where(checked.stable, "stable", "dependent")
+    rows["budget"] = checked.budget
     return rows
 
 

@@ -51,14 +51,14 @@ values of `study.arm`, each arm's colour, label, family and comparisons).
   weights held at zero by a mask: 0 for structured and small_dense nets), `dense_weights`,
   `nonzero_params`, `total_params`, `nonzero_weights`, `total_weights`, `flops`, `train_steps`,
   `train_lr` (the base lr it trained at; trained runs only), `train_seconds`, `best_val_step`
-  (where the best validation accuracy was first reached) and `converged` (1 when the last 10% of
-  the steps added at most one standard error to it: `study.train.converged`), `train_flops`,
-  `upstream_train_flops` and `cumulative_train_flops` (the training bill, `study.bill`) (+
-  `match_error` for small_dense and small_dense_b, `budget_ratio` for scratch_b, small_dense_b,
-  set_b and rigl_b; `layer_density.<weight>` for the train-small arms (snip, grasp, synflow,
-  random_erk, set, rigl and their _b), and `mask_updates`, `mask_moved`, `mask_nonzero_min`,
-  `mask_nonzero_max` for set and rigl, whose every update (step, drop fraction, weights moved,
-  nonzero count) is the artifact `mask_updates.pt`;
+  (where the best validation accuracy was first reached) and `converged` (1 when the validation
+  loss reached its minimum within the first 90% of the steps: `study.train.converged`),
+  `train_flops`, `upstream_train_flops` and `cumulative_train_flops` (the training bill,
+  `study.bill`) (+ `match_error` for small_dense and small_dense_b, `budget_ratio` for
+  scratch_b, small_dense_b, set_b and rigl_b; `layer_density.<weight>` for the train-small arms
+  (snip, grasp, synflow, random_erk, set, rigl and their _b), and `mask_updates`, `mask_moved`,
+  `mask_nonzero_min`, `mask_nonzero_max` for set and rigl, whose every update (step, drop
+  fraction, weights moved, nonzero count) is the artifact `mask_updates.pt`;
   `barrier_test`, `barrier_val` and the path `path_{test,val}_{error,loss}_NN` for
   interpolation; `pruned_val_acc`, `pruned_test_acc`, `pruned_val_loss` for finetune, the
   pruned net before it is fine-tuned).

@@ -48,12 +48,12 @@ class TrainResult:
     diverged_step: int | None = None
     resumed_from: int | None = None  # the checkpoint's step, when training resumed from one
 
-    def summary(self, start_step: int = 0, val_size: int = 0) -> dict[str, float]:
+    def summary(self, start_step: int = 0) -> dict[str, float]:
         """Early-stop and convergence bookkeeping: the step of minimum validation loss (LTH's
         early-stopping iteration) and test accuracy there, the step where the best validation
-        accuracy was first reached and whether the run converged by `converged` (only the
+        accuracy was first reached, and whether the run converged by `converged` (only the
         final accuracy when there is no validation split). `start_step`: where training began
-        (a rewound ticket starts at k); `val_size`: the validation split's size."""
+        (a rewound ticket starts at k)."""
         if not self.curves:
             return {}
         out = {"final_test_acc": self.curves[-1]["test_acc"]}
@@ -63,29 +63,26 @@ class TrainResult:
             top = max(rows, key=lambda r: r["val_acc"])  # the first row at the maximum
             out.update(best_val_acc=top["val_acc"], test_acc_at_best_val=best["test_acc"],
                        early_stop_step=best["step"], best_val_step=top["step"],
-                       converged=float(converged(rows, start_step, self.steps, val_size)))
+                       converged=float(converged(best["step"], start_step, self.steps)))
         return out
 
 
 CONVERGED_BY = 0.9
-"""The last 10% of a run's steps are the ones a converged run no longer gains from
-(`converged`)."""
+"""A run has converged when its validation loss reached its minimum within the first 90% of
+its training steps (`converged`)."""
 
 
-def converged(rows: list[dict[str, float]], start_step: int, end_step: int,
-              val_size: int) -> bool:
-    """The convergence rule (docs/science.md): what the last 10% of the steps added to the
-    best validation accuracy is within the validation estimate's own noise, one standard
-    error √(p(1 − p)/n) on n validation samples (n = 0: nothing may be added). A run still
-    climbing at its end fails; a flat run whose noisy maximum happens to fall late does not.
-    Under a cosine schedule every run flattens as its lr vanishes, so this flag alone cannot
-    tell a finished run from a budget-limited one: the quickstart's budget check (the same
-    cells at twice the steps) is the other half of the test."""
-    cut = start_step + CONVERGED_BY * (end_step - start_step)
-    best = max(r["val_acc"] for r in rows)
-    before = max((r["val_acc"] for r in rows if r["step"] <= cut), default=-math.inf)
-    noise = math.sqrt(best * (1.0 - best) / val_size) if val_size else 0.0
-    return best - before <= noise
+def converged(early_stop_step: int, start_step: int, end_step: int) -> bool:
+    """The convergence rule (docs/science.md): the early-stopping iteration (LTH's: the step of
+    minimum validation loss) is not in the last 10% of the steps the run trained. A run whose
+    validation loss still falls at its end has not finished learning. Validation accuracy is
+    the weaker signal: it is flat and noisy near a finished run's end, where a cosine decay's
+    last small steps often lift it by a few tenths (that rule passed 76-84% of the lr-0.01,
+    1,000-step MNIST-1D runs that a doubled budget still improves; this one 4-16%). Under a
+    cosine schedule every run flattens as its lr vanishes, so this flag alone cannot tell a
+    finished run from a budget-limited one: the quickstart's budget check (the same cells at
+    twice the steps) is the other half of the test."""
+    return early_stop_step - start_step <= CONVERGED_BY * (end_step - start_step)
 
 
 class Heartbeat:

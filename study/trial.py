@@ -75,7 +75,7 @@ def finish(prepared: Prepared, result: TrainResult, execution: Execution | None 
     counts = count(model, setup.masks)
     remaining = counts.nonzero_weights / ctx.dense_counts.total_weights
     metrics = {
-        **result.summary(setup.start_step, len(ctx.data.y_val)), **setup.metrics,
+        **result.summary(setup.start_step), **setup.metrics,
         "sparsity": 1.0 - remaining, "remaining": remaining,
         "masked_fraction": 1.0 - counts.nonzero_weights / counts.total_weights,
         "dense_weights": ctx.dense_counts.total_weights,

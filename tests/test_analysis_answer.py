@@ -140,16 +140,33 @@ def test_the_budget_check_marks_the_gap_that_moves_and_keeps_the_others(study):
     assert list(checked["round"]) == list(ROUNDS) and set(checked.width) == {CHECKED}
     assert checked.move.to_numpy() == pytest.approx(
         [gap(CHECKED, r, 2 * STEPS) - gap(CHECKED, r) for r in ROUNDS], abs=0.004)
-    assert checked.stable.tolist() == [True, True, False]
+    assert checked.budget.tolist() == ["stable", "stable", "dependent"]
     words = budget.budget_sentence(checked)
-    assert ("beyond both the base gap's own interval and the move's at 1 of 3 cells "
-            "(unstructured lr 0.1 w 1 r3 (-1.5 pp))") in words
+    assert "stable (within the base gap's own 95% interval) at 2 of 3 cells; dependent" in words
+    assert "excludes zero: a speed as much as an end accuracy) at 1: unstructured lr 0.1 w 1 " \
+        "r3 (-1.5 pp) [table budget_check]." in words and "unresolved" not in words
     flagged = budget.flags(cells, main, checked)
     at = flagged.set_index(["width", "round"])
     assert at.loc[(1.0, 3), "budget"] == "dependent" and at.loc[(1.0, 3), "caution"]
     assert at.loc[(1.0, 1), "budget"] == "stable" and at.loc[(2.0, 1), "budget"] == "not checked"
     assert at.loc[(0.5, 3), "converged"] == pytest.approx(0.7)  # 3 of 5 reinit runs late
     assert at.loc[(0.5, 3), "caution"] and not at.loc[(2.0, 3), "caution"]
+
+
+def test_a_move_beyond_the_gaps_interval_that_the_seeds_cannot_see_is_unresolved():
+    """Stable within the gap's own interval; beyond it, dependent only where the move's own
+    interval excludes zero, else unresolved (neither vouched for), and said so."""
+    assert budget.budget_verdict(-0.005, -0.02, 0.01, 0.01) == "stable"
+    assert budget.budget_verdict(-0.03, -0.05, -0.01, 0.01) == "dependent"
+    assert budget.budget_verdict(-0.03, -0.30, 0.24, 0.01) == "unresolved"
+    row = {"dataset": "d", "model": "m", "granularity": "structured", "lr": 0.5, "width": 1.0,
+           "round": 1, "steps": 2000, "longer_steps": 4000, "move": -0.055,
+           "budget": "unresolved"}
+    words = budget.budget_sentence(pd.DataFrame([row, {**row, "round": 2, "move": 0.0,
+                                                       "budget": "stable"}]))
+    assert "stable (within the base gap's own 95% interval) at 1 of 2 cells; unresolved" in words
+    assert "these seeds cannot tell) at 1: structured lr 0.5 w 1 r1 (-5.5 pp)" in words
+    assert "dependent" not in words
 
 
 def test_convergence_is_counted_per_lr_and_width(study):
@@ -210,5 +227,6 @@ def test_the_report_answers_with_the_tables_it_names(study, tmp_path):
         if table != "verdicts":
             assert (tmp_path / f"{table}.csv").exists(), table
     assert "the gap grows with width" in answer
-    assert "budget-dependent" in answer and "may be speed" in answer
+    assert "dependent (the move's own interval excludes zero" in answer
+    assert "may be speed" in answer
     assert (tmp_path / "14_compute.png").exists()

@@ -482,24 +482,30 @@ def test_every_run_bills_its_own_training_and_what_it_started_from(chains):
 
 
 def test_a_run_records_where_its_best_validation_came_and_whether_it_converged(chains):
+    """Converged: the validation loss reached its minimum (the early-stopping iteration) before
+    the last 10% of the steps; where the best validation accuracy fell does not decide."""
     from study.train import TrainResult
 
-    rows = [{"step": s, "val_loss": 1.0, "val_acc": a, "test_acc": a, "train_loss": 1.0}
-            for s, a in ((100, 0.5), (500, 0.7), (900, 0.7), (1000, 0.69))]
-    early = TrainResult("finished", 1000, 1.0, rows).summary()
-    assert (early["best_val_step"], early["converged"]) == (500, 1.0)  # the first of the best
-    rows[-1]["val_acc"] = 0.71
-    late = TrainResult("finished", 1000, 1.0, rows).summary()
-    assert (late["best_val_step"], late["converged"]) == (1000, 0.0)
-    # 1 point more on 400 validation samples is noise (one standard error: 2.3 points) ...
-    assert TrainResult("finished", 1000, 1.0, rows).summary(val_size=400)["converged"] == 1.0
-    rows[-1]["val_acc"] = 0.75  # ... 5 points more is a run still climbing
-    assert TrainResult("finished", 1000, 1.0, rows).summary(val_size=400)["converged"] == 0.0
-    rewound = TrainResult("finished", 1000, 1.0, rows[1:]).summary(start_step=500)
-    assert rewound["converged"] == 0.0  # 1000 is in the last 10% of steps 500-1000
+    rows = [{"step": s, "val_loss": loss, "val_acc": a, "test_acc": a, "train_loss": 1.0}
+            for s, loss, a in ((100, 1.2, 0.5), (500, 0.9, 0.7), (900, 0.95, 0.7),
+                               (1000, 0.97, 0.71))]
+    flat = TrainResult("finished", 1000, 1.0, rows).summary()
+    assert (flat["early_stop_step"], flat["best_val_step"]) == (500, 1000)
+    assert flat["converged"] == 1.0  # a late, slightly higher accuracy: not still learning
+    rows[-1]["val_loss"] = 0.85
+    falling = TrainResult("finished", 1000, 1.0, rows).summary()
+    assert (falling["early_stop_step"], falling["converged"]) == (1000, 0.0)
+    rows[-1]["val_loss"], rows[-2]["val_loss"] = 0.97, 0.8
+    assert TrainResult("finished", 1000, 1.0, rows).summary()["converged"] == 1.0  # 900: in
+    late = [{**rows[0], "step": s, "val_loss": loss} for s, loss in ((300, 1.0), (910, 0.8),
+                                                                      (1000, 0.9))]
+    assert TrainResult("finished", 1000, 1.0, late).summary()["converged"] == 0.0
+    # a ticket rewound to step 100 trains steps 100-1000: 910 is within their first 90%
+    assert TrainResult("finished", 1000, 1.0, late).summary(start_step=100)["converged"] == 1.0
     record = run_trial(_imp(1), chains["unstructured"].fetch)
     assert record.metrics["converged"] in (0.0, 1.0)
     assert record.metrics["best_val_step"] in [r["step"] for r in record.curves]
+    assert record.metrics["early_stop_step"] in [r["step"] for r in record.curves]
 
 
 def test_an_arm_that_would_repeat_another_is_refused_and_left_out():
