@@ -251,7 +251,10 @@ def test_run_bench_writes_every_ratio_key_and_figures_with_data(tmp_path):
     assert saved["ratios"]["options/tiny-mlp/bf16"] > 0
     assert saved["ratios"]["inference/tiny-mlp/b4/structured/90"] > 0
     assert saved["ratios"]["packed/tiny-mlp/k4"] > 0
-    assert saved["ratios"]["packed/default/tiny-mlp"] > 0
+    chosen = next(r for r in saved["packed"] if r["default"])
+    alone = next(r for r in saved["packed"] if not r["stacked"])
+    assert saved["ratios"]["packed/default/tiny-mlp"] == pytest.approx(
+        chosen["ratio_vs_solo_bare"] / alone["ratio_vs_solo_bare"])
     assert [row["k"] for row in saved["packed"]][:3] == [1, 1, 4]
     for name in ("bench.png", "bench.pdf", "speed.png", "speed.pdf", "docs/speed.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
