@@ -175,6 +175,10 @@ def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
+_FINISHED_RUNS: dict[tuple[str, str], dict[str, str]] = {}
+"""(store, experiment id) -> {trial id: FINISHED run id}, this process's upstream lookups."""
+
+
 class Tracker:
     """One experiment in one tracking store: record trials, find them, read their artifacts."""
 
@@ -189,7 +193,6 @@ class Tracker:
         if probe:
             _probe(self.uri)
         self.client = MlflowClient(self.uri)
-        self.finished: dict[str, str] = {}  # trial id: its FINISHED run, as `load` found it
         self._batch: SqlBatch | None = None
         try:
             found = retrying(self.client.get_experiment_by_name, experiment)
@@ -206,6 +209,9 @@ class Tracker:
             self.experiment_id = found.experiment_id
             if KIND_TAG not in found.tags:  # created by an earlier version
                 retrying(self.client.set_experiment_tag, self.experiment_id, KIND_TAG, KIND)
+        # trial id: its FINISHED run, as `load` found it; shared by this process's trackers of
+        # the experiment, so a sweep actor's next pack does not search for the same parents
+        self.finished = _FINISHED_RUNS.setdefault((self.uri, self.experiment_id), {})
 
     def _runs(self, filter_string: str) -> list:
         return search_all(self.client, self.experiment_id, filter_string, call=retrying)
@@ -610,10 +616,13 @@ def _load_verified(uri: str, run_id: str, name: str) -> dict[str, torch.Tensor]:
         local = _local_artifacts(run.info.artifact_uri)
         if local is not None:  # a local store: read the file where it lies
             payload = (local / name).read_bytes()
-        else:
+        else:  # one request: the file itself, from the run's artifact location
+            # (`MlflowClient.download_artifacts` asks for the run, its logged models and the
+            # folder listing first: three requests more for a file whose name is known)
+            repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=uri)
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(MlflowClient(uri).download_artifacts(run_id, name, tmp))
-                payload = path.read_bytes()
+                repo._download_file(name, Path(tmp) / name)
+                payload = (Path(tmp) / name).read_bytes()
     except Exception as err:
         raise ArtifactError(f"artifact {name} of run {run_id} cannot be read: {err}") from err
     if expected is None or hashlib.sha256(payload).hexdigest() != expected:
