@@ -16,6 +16,7 @@ import torch
 from bench.timing import paired_ratio, race, ratio_interval
 from bench.trainer import TrainerCase
 from study.execution import Execution
+from study.option_gains import record
 from study.train import train
 
 OPTIONS = ("bf16", "channels_last", "compile")
@@ -101,4 +102,6 @@ def run_options(cases: list[OptionCase], device: str = "cpu", echo=print) -> lis
             echo(f"  option {row['case']:<12} {option:<13} over default {row['ratio']:.3f}x "
                  f"[{low:.3f}, {high:.3f}] ({speed[option]:,.0f} vs {speed['default']:,.0f} "
                  f"samples/s on {device}){tail}")
+    record([{"model": oc.case.model, "option": r["option"], "ratio": r["ratio"],
+             "device": device} for oc in cases for r in rows if r["case"] == oc.case.name])
     return rows

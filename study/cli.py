@@ -178,6 +178,9 @@ def sweep(space: SpaceArg,
     sizes = _pack_sizes(pack_size, device, loaded)
     typer.echo(plan_text(loaded, trials, done, sizes, slots, device))
     if dry_run:
+        from study.option_gains import advice
+
+        typer.echo("  " + advice([t.dense.model.name for t in trials], device))
         return
     from study.sweep import run_sweep
 

@@ -84,9 +84,13 @@ def machine(device: str, threads: int) -> str:
     return f"{chip} | torch {torch.__version__} | {threads} thread(s)"
 
 
+def cache_dir() -> Path:
+    """Where this machine's measured figures are kept ($STUDY_CACHE_DIR, ~/.cache/study)."""
+    return Path(os.environ.get("STUDY_CACHE_DIR") or Path.home() / ".cache" / "study")
+
+
 def _cache() -> Path:
-    root = os.environ.get("STUDY_CACHE_DIR") or Path.home() / ".cache" / "study"
-    return Path(root) / "pack_gain.json"
+    return cache_dir() / "pack_gain.json"
 
 
 def busy(threads: int) -> bool:

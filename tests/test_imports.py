@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("study.train", "study.stacked", "study.interpolate", "study.context",
                   "study.supervise")),
     ("trials and packs", ("study.arms", "study.bill", "study.trial", "study.plan", "study.pack",
-                          "study.packing")),
+                          "study.packing", "study.option_gains")),
     ("launches", ("study.recording", "study.worker", "study.runner", "study.sweep",
                   "study.tuning", "study.estimate")),
     ("the analysis (reads the store)", ("analysis",)),
