@@ -21,6 +21,7 @@ from bench.records import bench_records
 from bench.report import collect_ratios, intervals, ratio_keys, table, write
 from bench.timing import load_average, torch_threads
 from bench.trainer import TrainerCase, run_trainer, trainer_cases
+from study.space import load_space
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class BenchConfig:
         sizes = (dict(trial_seconds=2.0, orchestration_reps=1, inference_reps=2, record_packs=1)
                  if quick else {})
         if overrides.get("space", "quickstart") == "quickstart":  # one width's chains: ~30 s
+            lr = load_space("quickstart")[0].grid["train.lr"][0]  # quick: its first lr only
             sizes["profile_select"] = ("seed=0", "model.width=0.5", *(
-                ("train.lr=0.1",) if quick else ()))
+                (f"train.lr={lr:g}",) if quick else ()))
         trainer = trainer_cases(quick)
         device = overrides.get("device", "cpu")
         return cls(quick=quick, trainer=trainer, options=option_cases(trainer, quick, device),
