@@ -77,8 +77,9 @@ def converged(early_stop_step: int, start_step: int, end_step: int) -> bool:
     minimum validation loss) is not in the last 10% of the steps the run trained. A run whose
     validation loss still falls at its end has not finished learning. Validation accuracy is
     the weaker signal: it is flat and noisy near a finished run's end, where a cosine decay's
-    last small steps often lift it by a few tenths (that rule passed 76-84% of the lr-0.01,
-    1,000-step MNIST-1D runs that a doubled budget still improves; this one 4-16%). Under a
+    last small steps often lift it by a few tenths (that rule passed 76-84% of the
+    under-trained lr-0.01, 1,000-step MNIST-1D runs, where Scratch-B at twice the steps beat
+    the dense net; this one 4-16%). Under a
     cosine schedule every run flattens as its lr vanishes, so this flag alone cannot tell a
     finished run from a budget-limited one: the quickstart's budget check (the same cells at
     twice the steps) is the other half of the test."""
