@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -26,7 +27,7 @@ SWITCH = {"bf16": "train.precision='bf16' in the space (changes the numbers)",
 """How each option is switched on."""
 
 
-def _path():
+def _path() -> Path:
     return cache_dir() / "option_gains.json"
 
 
