@@ -167,6 +167,9 @@ def test_a_move_beyond_the_gaps_interval_that_the_seeds_cannot_see_is_unresolved
     assert "stable (within the base gap's own 95% interval) at 1 of 2 cells; unresolved" in words
     assert "these seeds cannot tell) at 1: structured lr 0.5 w 1 r1 (-5.5 pp)" in words
     assert "dependent" not in words
+    calm = budget.budget_sentence(pd.DataFrame([{**row, "budget": "stable"}]))
+    assert calm.endswith("stable (within the base gap's own 95% interval) at 1 of 1 cells "
+                         "[table budget_check].")
 
 
 def test_convergence_is_counted_per_lr_and_width(study):
