@@ -54,12 +54,18 @@ def bootstrap_interval(diffs: np.ndarray, seed: int = BOOTSTRAP_SEED,
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
+def t_half_width(diffs: np.ndarray) -> np.ndarray:
+    """The half-width of the LEVEL t interval of the mean along the last axis (2+ pairs); a
+    2-D array gives one per row, for simulating many cells at once."""
+    pairs = diffs.shape[-1]
+    return sps.t.ppf(1 - (1 - LEVEL) / 2, pairs - 1) * diffs.std(-1, ddof=1) / np.sqrt(pairs)
+
+
 def t_interval(diffs: np.ndarray) -> tuple[float, float, float]:
     """Paired t: (low, high, two-sided p) for the mean difference (needs 2+ pairs)."""
-    mean, sem = diffs.mean(), diffs.std(ddof=1) / np.sqrt(len(diffs))
-    if sem == 0:  # identical differences: the interval is the point, p is 0 unless it is 0
+    mean, half = diffs.mean(), float(t_half_width(diffs))
+    if half == 0:  # identical differences: the interval is the point, p is 0 unless it is 0
         return float(mean), float(mean), 0.0 if mean != 0 else 1.0
-    half = sps.t.ppf(1 - (1 - LEVEL) / 2, len(diffs) - 1) * sem
     return float(mean - half), float(mean + half), float(sps.ttest_1samp(diffs, 0.0).pvalue)
 
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats as sps
 from test_analysis_store import _tags, _write, hexid, synthetic_store, unsynced_sqlite
 
 from analysis import analyze, budget, compute, power, trend, verdict
 from analysis.load import load_runs
-from analysis.stats import LEVEL, all_comparisons
+from analysis.stats import all_comparisons, t_half_width
 
 WIDTHS, ROUNDS, SEEDS, LR = (0.5, 1.0, 2.0), (1, 2, 3), tuple(range(5)), 0.1
 GROWTH, BASE = 0.015, 0.03  # gap = BASE + GROWTH·log2(width)
@@ -179,11 +178,8 @@ def _verdicts(seeds: int, move: float, draws: int = 2000) -> dict[str, float]:
     rng = np.random.default_rng(seeds)
     base = rng.normal(size=(draws, seeds))
     moved = rng.normal(size=(draws, seeds)) + move - base
-    t = sps.t.ppf(1 - (1 - LEVEL) / 2, seeds - 1) / np.sqrt(seeds)
-    gap_half, move_half = t * base.std(1, ddof=1), t * moved.std(1, ddof=1)
-    mean = moved.mean(1)
-    verdicts = [budget.budget_verdict(m, m - h, m + h, g)
-                for m, h, g in zip(mean, move_half, gap_half)]
+    verdicts = [budget.budget_verdict(m, m - h, m + h, g) for m, h, g in
+                zip(moved.mean(1), t_half_width(moved), t_half_width(base))]
     return {v: verdicts.count(v) / draws for v in ("stable", "dependent", "unresolved")}
 
 
@@ -198,7 +194,8 @@ def test_the_budget_rule_flags_noise_at_a_fixed_rate_and_catches_a_real_move():
         assert none["dependent"] <= 0.06, (seeds, none)
         assert 0.08 <= 1 - none["stable"] <= 0.2, (seeds, none)
     assert _verdicts(5, -3.0)["dependent"] >= 0.85
-    assert _verdicts(5, -1.0)["dependent"] <= 0.3 <= 1 - _verdicts(5, -1.0)["stable"]
+    small = _verdicts(5, -1.0)
+    assert small["dependent"] <= 0.3 <= 1 - small["stable"]
     assert _verdicts(20, -1.0)["dependent"] >= 0.8
 
 
